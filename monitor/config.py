@@ -1,0 +1,144 @@
+"""Configuration: one dataclass per `config.toml` section; defaults here, documented in config.toml."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import UsageError
+
+
+@dataclass
+class ChannelsConfig:
+    agent: int = 0
+    customer: int = 1
+
+
+@dataclass
+class VadConfig:
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    min_speech_s: float = 0.1
+    min_silence_s: float = 0.3
+    min_level_dbfs: float = -55.0
+    noise_margin_db: float = 6.0
+    bleed_margin_db: float = 15.0
+    own_voice_margin_db: float = 6.0
+
+
+@dataclass
+class LoudnessConfig:
+    short_term_s: float = 1.0
+    baseline_tau_s: float = 60.0
+    baseline_freeze_db: float = 4.0
+    levels_every_s: float = 0.2
+
+
+@dataclass
+class ConversationConfig:
+    backchannel_max_s: float = 0.8
+    interruption_overlap_s: float = 1.0
+    min_overlap_s: float = 0.2
+    resume_gap_s: float = 1.5
+
+
+@dataclass
+class WaitForPauseConfig:
+    enabled: bool = True
+    cooldown_s: float = 15.0
+
+
+@dataclass
+class SpeakSoftlyConfig:
+    enabled: bool = True
+    rise_db: float = 6.0
+    hold_s: float = 0.6
+    min_baseline_s: float = 4.0
+    cooldown_s: float = 30.0
+
+
+@dataclass
+class DeadAirConfig:
+    enabled: bool = True
+    silence_s: float = 5.0
+    cooldown_s: float = 20.0
+
+
+@dataclass
+class CuesConfig:
+    wait_for_pause: WaitForPauseConfig = field(default_factory=WaitForPauseConfig)
+    speak_softly: SpeakSoftlyConfig = field(default_factory=SpeakSoftlyConfig)
+    dead_air: DeadAirConfig = field(default_factory=DeadAirConfig)
+
+
+@dataclass
+class Config:
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    loudness: LoudnessConfig = field(default_factory=LoudnessConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    cues: CuesConfig = field(default_factory=CuesConfig)
+
+
+def default_config_path() -> Path | None:
+    """$CALMLINE_CONFIG, else ./config.toml when present, else none (built-in defaults)."""
+    env = os.environ.get("CALMLINE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file; every problem is a UsageError naming the key."""
+    path = Path(path) if path else default_config_path()
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read config ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: invalid TOML ({exc})") from None
+    return _build(Config, data, str(path), "")
+
+
+def _build(cls, data: dict, path: str, prefix: str):
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: [{prefix.rstrip('.')}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in data.items():
+        name = prefix + key
+        if key not in known:
+            raise UsageError(f"{path}: unknown key '{name}'")
+        default = getattr(cls(), key)
+        if hasattr(default, "__dataclass_fields__"):
+            values[key] = _build(type(default), value, path, name + ".")
+        else:
+            values[key] = _check(default, value, path, name)
+    return cls(**values)
+
+
+def _check(default, value, path: str, name: str):
+    kind = type(default)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        want = {bool: "true or false", float: "a number", int: "an integer", str: "a string"}.get(kind, kind.__name__)
+        raise UsageError(f"{path}: '{name}' must be {want}, not {value!r}")
+    if kind in (int, float) and value < 0 and not name.endswith("dbfs"):
+        raise UsageError(f"{path}: '{name}' must not be negative, not {value!r}")
+    return value

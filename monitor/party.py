@@ -1,0 +1,159 @@
+"""One party's channel, frame by frame: level, voice activity (gated Silero), talk spurts and loudness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audio import HOP, SAMPLE_RATE
+from audio.loudness import FLOOR_DB, Baseline, NoiseFloor, RollingPower, db
+from audio.vad import SileroVad
+
+from .config import Config
+from .events import TalkEnd, TalkStart
+
+FRAME_S = HOP / SAMPLE_RATE
+RESET_AFTER_GATED = 16
+"""Frames kept from the model in a row (0.5 s) after which its recurrent state starts afresh."""
+
+
+def frames_for(seconds: float) -> int:
+    return max(1, round(seconds / FRAME_S))
+
+
+@dataclass
+class Spurt:
+    start: int
+    last_voiced: int
+    power_sum: float = 0.0
+    voiced: int = 0
+
+
+class PartyTrack:
+    """Turns one channel's frames into voiced flags, talk spurts and levels.
+
+    A frame is voiced when it clears the energy gate (absolute and above the noise floor), is not
+    bleed of the other party (far below the other channel and below this party's own voice), and
+    Silero says speech (with hysteresis). Silero only runs on frames the cheap gates let through.
+    """
+
+    def __init__(self, name: str, config: Config, vad: SileroVad | None = None):
+        self.name = name
+        self.cfg = config.vad
+        self.vad = vad or SileroVad()
+        self.noise = NoiseFloor(rise_db=0.5 * FRAME_S)
+        self.momentary = RollingPower(frames_for(config.loudness.levels_every_s))
+        self.short = RollingPower(frames_for(config.loudness.short_term_s))
+        self.baseline = Baseline(frames_for(config.loudness.baseline_tau_s))
+        self.freeze_db = config.loudness.baseline_freeze_db
+        self._min_speech = frames_for(self.cfg.min_speech_s)
+        self._min_silence = frames_for(self.cfg.min_silence_s)
+        self.in_speech = False
+        self.voiced = False
+        self.spurt: Spurt | None = None
+        self.last_start: float | None = None
+        self.last_end: float | None = None
+        self._onset: int | None = None
+        self._gated = 0
+        self.voiced_frames = 0
+        self.voiced_power = 0.0
+
+    # --- per frame -------------------------------------------------------------------------
+    def level(self, frame: np.ndarray) -> float:
+        """First pass of a tick: this frame's power, before any party decides on voice."""
+        self.power = float(np.dot(frame, frame)) / len(frame)
+        self.momentary.push(self.power)
+        self.frame_db = db(self.power)
+        return self.frame_db
+
+    def step(self, k: int, frame: np.ndarray, other_db: float) -> list:
+        """Second pass of a tick: decide voice for frame `k` and advance the talk-spurt state."""
+        self.voiced = self._voice(frame, other_db)
+        if self.voiced:
+            self.voiced_frames += 1
+            self.voiced_power += self.power
+            self.short.push(self.power)
+            if self.short.full and (self.baseline.count == 0 or self.short.db < self.baseline.value + self.freeze_db):
+                self.baseline.push(self.short.db)
+        return self._spurts(k)
+
+    def _voice(self, frame: np.ndarray, other_db: float) -> bool:
+        floor = self.noise.push(self.frame_db)
+        mom = self.momentary.db
+        gate = self.frame_db >= max(self.cfg.min_level_dbfs, floor + self.cfg.noise_margin_db)
+        if gate and mom < other_db - self.cfg.bleed_margin_db:
+            # Far below the other channel: bleed, unless it is as loud as this party's own known voice.
+            gate = self.baseline.count > 0 and mom >= self.baseline.value - self.cfg.own_voice_margin_db
+        if not gate:
+            self.vad.context(frame)
+            self._gated += 1
+            self.in_speech = False
+            return False
+        if self._gated >= RESET_AFTER_GATED:
+            self.vad.reset()
+        self._gated = 0
+        prob = self.vad(frame)
+        self.in_speech = prob >= (self.cfg.neg_threshold if self.in_speech else self.cfg.threshold)
+        return self.in_speech
+
+    def _spurts(self, k: int) -> list:
+        spurt = self.spurt
+        if spurt is None:
+            if not self.voiced:
+                self._onset = None
+                return []
+            if self._onset is None:
+                self._onset = k
+            if k - self._onset + 1 < self._min_speech:
+                return []
+            self.spurt = Spurt(start=self._onset, last_voiced=k, power_sum=self.power, voiced=1)
+            self._onset = None
+            return [TalkStart(t=self.t(self.spurt.start), party=self.name)]
+        if self.voiced:
+            spurt.last_voiced = k
+            spurt.power_sum += self.power
+            spurt.voiced += 1
+            return []
+        if k - spurt.last_voiced < self._min_silence:
+            return []
+        return [self.close()]
+
+    def close(self) -> TalkEnd:
+        """End the open spurt at its last voiced frame."""
+        spurt, self.spurt = self.spurt, None
+        loud = db(spurt.power_sum / spurt.voiced) if spurt.voiced else FLOOR_DB
+        self.last_start, self.last_end = self.t(spurt.start), self.t(spurt.last_voiced + 1)
+        return TalkEnd(t=self.last_end, party=self.name, start=self.t(spurt.start), loudness_dbfs=loud)
+
+    # --- state read by the conversation and the cue rules ----------------------------------
+    @staticmethod
+    def t(k: int) -> float:
+        return k * FRAME_S
+
+    @property
+    def talking(self) -> bool:
+        return self.spurt is not None
+
+    @property
+    def spurt_start(self) -> float | None:
+        return self.t(self.spurt.start) if self.spurt else None
+
+    @property
+    def last_voiced_end(self) -> float | None:
+        return self.t(self.spurt.last_voiced + 1) if self.spurt else None
+
+    @property
+    def rise_db(self) -> float | None:
+        """How far the short-term level stands above this party's own baseline, once both are known."""
+        if not self.short.full or self.baseline.count < 1:
+            return None
+        return self.short.db - self.baseline.value
+
+    @property
+    def baseline_s(self) -> float:
+        return self.baseline.count * FRAME_S
+
+    @property
+    def talk_level_dbfs(self) -> float | None:
+        return db(self.voiced_power / self.voiced_frames) if self.voiced_frames else None

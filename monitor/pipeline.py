@@ -1,0 +1,126 @@
+"""The call pipeline: frames of both parties in, events out, in audio time.
+
+Frames may arrive in any block size and either party first (a file, two devices, a stream); the
+pipeline buffers each party and analyses one 32 ms tick once every party has it, so that the same
+audio always gives the same events however it was delivered.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from audio import HOP, SAMPLE_RATE
+from audio.sources import Frame
+
+from . import PARTIES
+from .config import Config
+from .conversation import Conversation
+from .cues import build_rules
+from .events import CallEnd, CallStart, Event, Levels
+from .party import FRAME_S, PartyTrack, frames_for
+
+
+class Pipeline:
+    frame_s = FRAME_S
+
+    def __init__(self, config: Config | None = None, call_id: str | None = None, source: str = ""):
+        self.config = config or Config()
+        self.call_id = call_id or uuid.uuid4().hex[:12]
+        self.source = source
+        self.parties = {name: PartyTrack(name, self.config) for name in PARTIES}
+        self.conversation = Conversation(self.config.conversation, self.parties)
+        self.rules = build_rules(self.config.cues)
+        self.k = 0
+        self._pending = {name: [] for name in PARTIES}
+        self._pending_n = {name: 0 for name in PARTIES}
+        self._levels_every = frames_for(self.config.loudness.levels_every_s)
+        self.ended = False
+
+    @property
+    def now(self) -> float:
+        """Audio time at the end of the last analysed tick."""
+        return self.k * FRAME_S
+
+    def start(self) -> list[Event]:
+        return [CallStart(t=0.0, call_id=self.call_id, source=self.source, parties=list(PARTIES))]
+
+    def push(self, frame: Frame) -> list[Event]:
+        """Take a block of one party's samples; return the events of every tick it completes."""
+        self._pending[frame.channel].append(np.asarray(frame.samples, dtype=np.float32))
+        self._pending_n[frame.channel] += len(frame.samples)
+        ready = min(self._pending_n.values()) // HOP
+        if ready == 0:
+            return []
+        blocks = {name: self._take(name, ready * HOP) for name in PARTIES}
+        out: list[Event] = []
+        for i in range(ready):
+            out += self._tick({name: block[i * HOP : (i + 1) * HOP] for name, block in blocks.items()})
+        return out
+
+    def finish(self) -> list[Event]:
+        """Flush what is buffered (padding the last tick with silence), close every open state, end the call."""
+        longest = max(self._pending_n.values())
+        out: list[Event] = []
+        if longest:
+            ticks = -(-longest // HOP)
+            blocks = {name: self._take(name, self._pending_n[name]) for name in PARTIES}
+            blocks = {name: np.pad(b, (0, ticks * HOP - len(b))) for name, b in blocks.items()}
+            for i in range(ticks):
+                out += self._tick({name: block[i * HOP : (i + 1) * HOP] for name, block in blocks.items()})
+        talk = [p.close() for p in self.parties.values() if p.talking]
+        out += talk
+        out += self.conversation.step(self.now, talk)
+        out.append(self._call_end())
+        self.ended = True
+        return out
+
+    # --- one tick --------------------------------------------------------------------------
+    def _take(self, name: str, n: int) -> np.ndarray:
+        chunks = self._pending[name]
+        data = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
+        rest = data[n:]
+        self._pending[name] = [rest] if len(rest) else []
+        self._pending_n[name] = len(rest)
+        return data[:n]
+
+    def _tick(self, frames: dict[str, np.ndarray]) -> list[Event]:
+        k = self.k
+        for name, frame in frames.items():
+            self.parties[name].level(frame)
+        talk: list[Event] = []
+        for name, party in self.parties.items():
+            other = max(p.momentary.db for n, p in self.parties.items() if n != name)
+            talk += party.step(k, frames[name], other)
+        self.k = k + 1
+        now = self.now
+        out = talk + self.conversation.step(now, talk)
+        for rule in self.rules:
+            cue = rule.step(now, self, out)
+            if cue is not None:
+                out.append(cue)
+        if self.k % self._levels_every == 0:
+            out.append(Levels(
+                t=now,
+                levels={name: round(p.momentary.db, 1) for name, p in self.parties.items()},
+                talking={name: p.talking for name, p in self.parties.items()},
+            ))
+        return out
+
+    def _call_end(self) -> CallEnd:
+        return CallEnd(t=self.now, parties={
+            name: {"talk_level_dbfs": p.talk_level_dbfs, "voiced_s": round(p.voiced_frames * FRAME_S, 3)}
+            for name, p in self.parties.items()
+        })
+
+
+def run_channels(channels: dict[str, np.ndarray], config: Config | None = None, block: int = 1600, **kw) -> list[Event]:
+    """Analyse whole arrays (one per party) as a stream; the events of the whole call."""
+    from audio.sources import array_frames
+
+    pipeline = Pipeline(config, **kw)
+    events = pipeline.start()
+    for frame in array_frames(channels, block):
+        events += pipeline.push(frame)
+    return events + pipeline.finish()

@@ -1,0 +1,67 @@
+"""The call report: built from the event stream alone, so a live call, a file and a replay agree."""
+
+from __future__ import annotations
+
+from . import PARTIES
+from .events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd
+
+
+def build_report(events: list[Event]) -> dict:
+    end = next((e for e in reversed(events) if isinstance(e, CallEnd)), None)
+    duration = end.t if end else max((e.t for e in events), default=0.0)
+    talk = {p: 0.0 for p in PARTIES}
+    for e in events:
+        if isinstance(e, TalkEnd):
+            talk[e.party] += e.t - e.start
+    overlaps = [e for e in events if isinstance(e, Overlap)]
+    interruptions = [e for e in events if isinstance(e, Interruption)]
+
+    def overlap_of(i: Interruption) -> float:
+        match = [o for o in overlaps if abs(o.t - i.t) < 1e-6]
+        return match[0].end - match[0].t if match else i.overlap_s
+
+    parties = {
+        p: {
+            "talk_s": round(talk[p], 2),
+            "loudness_dbfs": _round(end.parties[p]["talk_level_dbfs"]) if end else None,
+            "wpm": None,
+            "interruptions": sum(1 for i in interruptions if i.by == p),
+        }
+        for p in PARTIES
+    }
+    return {
+        "duration_s": round(duration, 2),
+        "parties": parties,
+        "interruptions": [{"t": round(i.t, 2), "by": i.by, "overlap_s": round(overlap_of(i), 2)} for i in interruptions],
+        "overlaps": [{"start": round(o.t, 2), "end": round(o.end, 2), "by": o.by} for o in overlaps],
+        "cues": [{"t": round(c.t, 2), "kind": c.kind, "text": c.text} for c in events if isinstance(c, Cue)],
+        "transcript": [],
+    }
+
+
+def _round(value, digits=1):
+    return None if value is None else round(value, digits)
+
+
+def _clock(t: float) -> str:
+    return f"{int(t // 60)}:{t % 60:04.1f}"
+
+
+def format_summary(report: dict) -> str:
+    """The report as a few readable lines for a terminal."""
+    lines = [f"Call of {_clock(report['duration_s'])} (m:ss)"]
+    total = sum(p["talk_s"] for p in report["parties"].values()) or 1.0
+    for name, p in report["parties"].items():
+        loud = "-" if p["loudness_dbfs"] is None else f"{p['loudness_dbfs']:.1f} dBFS"
+        wpm = "" if p["wpm"] is None else f", {p['wpm']:.0f} wpm"
+        lines.append(f"  {name:<9} talked {p['talk_s']:6.1f} s ({100 * p['talk_s'] / total:3.0f}%), "
+                     f"loudness {loud}{wpm}, interruptions {p['interruptions']}")
+    lines.append(f"Overlaps: {len(report['overlaps'])}")
+    for i in report["interruptions"]:
+        lines.append(f"  {_clock(i['t'])}  {i['by']} interrupted ({i['overlap_s']:.1f} s overlap)")
+    lines.append(f"Cues: {len(report['cues'])}" if report["cues"] else "Cues: none")
+    for c in report["cues"]:
+        lines.append(f"  {_clock(c['t'])}  {c['text']}")
+    for line in report["transcript"]:
+        lines.append(f"  {_clock(line['start'])}  {line['speaker']}: {line['text']}")
+    return "\n".join(lines)
