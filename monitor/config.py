@@ -25,7 +25,7 @@ class VadConfig:
     min_level_dbfs: float = -55.0
     noise_margin_db: float = 6.0
     bleed_margin_db: float = 15.0
-    own_voice_margin_db: float = 6.0
+    own_voice_margin_db: float = 8.0
 
 
 @dataclass

@@ -75,8 +75,12 @@ class Conversation:
             ov.other_end = event.t
             if event.t - ov.start < self.cfg.min_overlap_s:  # a turn switch, not someone cut off
                 self.candidate = None
-        if not any(p.talking for p in self.parties.values()):
+        talking = [(p.spurt_start, name) for name, p in self.parties.items() if p.talking]
+        if not talking:
             self.silence_start = max(event.t, self.silence_start or 0.0)
+        elif min(talking)[0] > event.t:  # the next speaker began in this one's hangover: a response gap
+            start, name = min(talking)
+            out.append(Silence(t=event.t, end=start, before=event.party, after=name))
         return out
 
     def _overlap(self, event: TalkEnd) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,14 @@ from .config import Config
 from .events import TalkEnd, TalkStart
 
 FRAME_S = HOP / SAMPLE_RATE
+COUPLING_MIN = 8
+"""Frames of the other party alone before this channel's bleed path counts as measured."""
 RESET_AFTER_GATED = 16
 """Frames kept from the model in a row (0.5 s) after which its recurrent state starts afresh."""
+BACKTRACK_S = 0.5
+"""How far a spurt's start may reach back before Silero's onset, over audio that passed the gates."""
+PRIME = 4
+"""Frames before an onset the model is run on after a reset: Silero needs ~0.1 s to warm up."""
 
 
 def frames_for(seconds: float) -> int:
@@ -47,6 +54,7 @@ class PartyTrack:
         self.short = RollingPower(frames_for(config.loudness.short_term_s))
         self.baseline = Baseline(frames_for(config.loudness.baseline_tau_s))
         self.freeze_db = config.loudness.baseline_freeze_db
+        self.coupling = Baseline(frames_for(3.0))
         self._min_speech = frames_for(self.cfg.min_speech_s)
         self._min_silence = frames_for(self.cfg.min_silence_s)
         self.in_speech = False
@@ -55,7 +63,10 @@ class PartyTrack:
         self.last_start: float | None = None
         self.last_end: float | None = None
         self._onset: int | None = None
+        self._run_start: int | None = None
+        self._backtrack = frames_for(BACKTRACK_S)
         self._gated = 0
+        self._recent: deque[np.ndarray] = deque(maxlen=PRIME)
         self.voiced_frames = 0
         self.voiced_power = 0.0
 
@@ -67,9 +78,9 @@ class PartyTrack:
         self.frame_db = db(self.power)
         return self.frame_db
 
-    def step(self, k: int, frame: np.ndarray, other_db: float) -> list:
+    def step(self, k: int, frame: np.ndarray, other: PartyTrack) -> list:
         """Second pass of a tick: decide voice for frame `k` and advance the talk-spurt state."""
-        self.voiced = self._voice(frame, other_db)
+        self.voiced = self._voice(k, frame, other)
         if self.voiced:
             self.voiced_frames += 1
             self.voiced_power += self.power
@@ -78,24 +89,39 @@ class PartyTrack:
                 self.baseline.push(self.short.db)
         return self._spurts(k)
 
-    def _voice(self, frame: np.ndarray, other_db: float) -> bool:
+    def _voice(self, k: int, frame: np.ndarray, other: PartyTrack) -> bool:
         floor = self.noise.push(self.frame_db)
-        mom = self.momentary.db
         gate = self.frame_db >= max(self.cfg.min_level_dbfs, floor + self.cfg.noise_margin_db)
-        if gate and mom < other_db - self.cfg.bleed_margin_db:
-            # Far below the other channel: bleed, unless it is as loud as this party's own known voice.
-            gate = self.baseline.count > 0 and mom >= self.baseline.value - self.cfg.own_voice_margin_db
-        if not gate:
+        if self._bleed(other) or not gate:
+            self._run_start = None
             self.vad.context(frame)
+            self._recent.append(frame)
             self._gated += 1
             self.in_speech = False
             return False
-        if self._gated >= RESET_AFTER_GATED:
+        if self._gated >= RESET_AFTER_GATED:  # start the model afresh, warmed up on the audio just before
             self.vad.reset()
+            for previous in self._recent:
+                self.vad(previous)
         self._gated = 0
+        if self._run_start is None:
+            self._run_start = k
         prob = self.vad(frame)
         self.in_speech = prob >= (self.cfg.neg_threshold if self.in_speech else self.cfg.threshold)
         return self.in_speech
+
+    def _bleed(self, other: PartyTrack) -> bool:
+        """Far below the other channel and no louder than the measured bleed path: the other party's voice.
+
+        The bleed path (headset or line crosstalk) is learned while only the other party talks: this
+        channel's level minus theirs. Own speech over theirs stands well above that.
+        """
+        diff = self.momentary.db - other.momentary.db
+        if other.voiced and self.spurt is None:
+            self.coupling.push(diff)
+        if diff >= -self.cfg.bleed_margin_db:
+            return False
+        return self.coupling.count < COUPLING_MIN or diff < self.coupling.value + self.cfg.own_voice_margin_db
 
     def _spurts(self, k: int) -> list:
         spurt = self.spurt
@@ -107,7 +133,9 @@ class PartyTrack:
                 self._onset = k
             if k - self._onset + 1 < self._min_speech:
                 return []
-            self.spurt = Spurt(start=self._onset, last_voiced=k, power_sum=self.power, voiced=1)
+            # Silero is slow to rise on soft onsets: begin at the run of voice-level audio that led here.
+            start = max(min(self._onset, self._run_start), self._onset - self._backtrack)
+            self.spurt = Spurt(start=start, last_voiced=k, power_sum=self.power, voiced=1)
             self._onset = None
             return [TalkStart(t=self.t(self.spurt.start), party=self.name)]
         if self.voiced:

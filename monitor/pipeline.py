@@ -90,9 +90,9 @@ class Pipeline:
         for name, frame in frames.items():
             self.parties[name].level(frame)
         talk: list[Event] = []
-        for name, party in self.parties.items():
-            other = max(p.momentary.db for n, p in self.parties.items() if n != name)
-            talk += party.step(k, frames[name], other)
+        (a, party_a), (b, party_b) = self.parties.items()
+        talk += party_a.step(k, frames[a], party_b)
+        talk += party_b.step(k, frames[b], party_a)
         self.k = k + 1
         now = self.now
         out = talk + self.conversation.step(now, talk)

@@ -33,6 +33,16 @@ class Turn:
         return self.start + len(self.audio) / SAMPLE_RATE
 
 
+def turns_in_sequence(*specs, first: float = 0.5, gap: float = 0.8) -> list[Turn]:
+    """Turns one after another with `gap` seconds between them; a spec is (party, text[, level_dbfs])."""
+    out, start = [], first
+    for spec in specs:
+        turn = Turn(spec[0], start, *spec[1:])
+        out.append(turn)
+        start = turn.end + gap
+    return out
+
+
 @functools.lru_cache(maxsize=256)
 def _espeak(text: str, wpm: int, voice: str) -> np.ndarray:
     wav = subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "--stdout", text],

@@ -1,0 +1,126 @@
+"""`calmline analyze` as a user runs it: a real subprocess, real files, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from synth import Turn, synth_call, turns_in_sequence, write_call
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def calmline(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def call(tmp_path_factory):
+    greeting, complaint = turns_in_sequence(
+        ("agent", "Thank you for calling, how can I help you today?"),
+        ("customer", "My order never arrived and I have been waiting for three weeks now, it is not okay."))
+    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
+    channels = synth_call([greeting, complaint, barge_in], bleed_db=-26)
+    path = write_call(tmp_path_factory.mktemp("call") / "call.wav", channels)
+    return path, channels, barge_in
+
+
+def test_json_report_has_the_documented_shape(call):
+    path, _, barge_in = call
+    run = calmline("analyze", path, "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert set(report) >= {"duration_s", "parties", "interruptions", "cues", "transcript"}
+    for party in ("agent", "customer"):
+        assert set(report["parties"][party]) >= {"talk_s", "loudness_dbfs", "wpm", "interruptions"}
+    assert report["parties"]["agent"]["interruptions"] == 1
+    assert report["parties"]["agent"]["loudness_dbfs"] == pytest.approx(-24, abs=1.0)
+    (i,) = report["interruptions"]
+    assert i["by"] == "agent" and i["t"] == pytest.approx(barge_in.start, abs=0.15) and i["overlap_s"] > 1.0
+    assert [c["kind"] for c in report["cues"]] == ["wait_for_pause"]
+    assert report["transcript"] == []
+
+
+def test_two_mono_files_give_the_same_report_as_the_stereo_file(call, tmp_path):
+    path, channels, _ = call
+    for party in channels:
+        sf.write(tmp_path / f"{party}.flac", channels[party], 16000)
+    mono = calmline("analyze", "--agent", tmp_path / "agent.flac", "--customer", tmp_path / "customer.flac", "--json")
+    stereo = calmline("analyze", path, "--json")
+    assert json.loads(mono.stdout)["interruptions"] == json.loads(stereo.stdout)["interruptions"]
+
+
+def test_swapped_channels_swap_the_parties(call):
+    path, _, _ = call
+    run = calmline("analyze", path, "--agent-channel", "1", "--customer-channel", "0", "--json")
+    assert json.loads(run.stdout)["parties"]["customer"]["interruptions"] == 1
+
+
+def test_any_rate_and_format_is_resampled(call, tmp_path):
+    path, channels, _ = call
+    import soxr
+    stereo = np.stack([channels["agent"], channels["customer"]], axis=1)
+    sf.write(tmp_path / "call44.ogg", soxr.resample(stereo, 16000, 44100), 44100)
+    run = calmline("analyze", tmp_path / "call44.ogg", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["parties"]["agent"]["interruptions"] == 1
+
+
+def test_events_file_holds_every_event_as_json_lines(call, tmp_path):
+    path, _, _ = call
+    out = tmp_path / "events.jsonl"
+    run = calmline("analyze", path, "--events", out)
+    assert run.returncode == 0 and "Wait for the pause" in run.stdout
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert events[0]["type"] == "call_start" and events[-1]["type"] == "call_end"
+    assert all(e["v"] == 1 for e in events)
+    levels = [e for e in events if e["type"] == "levels"]
+    assert len(levels) >= 5 * events[-1]["t"] - 1
+
+
+def test_the_bundled_demo_call_analyses():
+    run = calmline("analyze", ROOT / "monitor" / "samples" / "demo_call.flac", "--json")
+    kinds = {c["kind"] for c in json.loads(run.stdout)["cues"]}
+    assert {"wait_for_pause", "speak_softly", "dead_air"} <= kinds
+
+
+def one_line_error(run, *needles):
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_input_gets_one_line_errors(call, tmp_path):
+    path, channels, _ = call
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, channels["agent"], 16000)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros((0, 2)), 16000)
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio at all")
+    one_line_error(calmline("analyze", tmp_path / "missing.wav"), "missing.wav", "no such file")
+    one_line_error(calmline("analyze", text), "notes.wav", "not a readable audio file")
+    one_line_error(calmline("analyze", mono), "mono", "--agent")
+    one_line_error(calmline("analyze", path, "--customer-channel", "3"), "channel 3", "out of range")
+    one_line_error(calmline("analyze", empty), "zero length")
+    one_line_error(calmline("analyze", "--agent", mono), "--customer")
+    one_line_error(calmline("analyze", path, "--events", tmp_path / "no" / "dir" / "e.jsonl"), "cannot write")
+
+
+def test_invalid_config_names_the_key(call, tmp_path):
+    path, _, _ = call
+    bad = tmp_path / "config.toml"
+    bad.write_text("[vad]\nthreshold = 'high'\n")
+    one_line_error(calmline("--config", bad, "analyze", path), "vad.threshold", "a number")
+    bad.write_text("[vad]\nthresold = 0.5\n")
+    one_line_error(calmline("--config", bad, "analyze", path), "unknown key", "vad.thresold")
+    bad.write_text("[vad\n")
+    one_line_error(calmline("--config", bad, "analyze", path), "invalid TOML")
