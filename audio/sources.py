@@ -64,3 +64,32 @@ def array_frames(channels: dict[str, np.ndarray], block: int = 1600) -> Iterator
 
 def duration_s(channels: dict[str, np.ndarray], rate: int) -> float:
     return max(len(x) for x in channels.values()) / rate
+
+
+class AudioRing:
+    """The last `seconds` of one channel, addressed by absolute sample index (for cutting out spurts)."""
+
+    def __init__(self, seconds: float, rate: int):
+        self._buf = np.zeros(int(seconds * rate), np.float32)
+        self.end = 0  # absolute index one past the newest sample
+
+    def append(self, samples: np.ndarray) -> None:
+        n, size = len(samples), len(self._buf)
+        if n >= size:
+            self._buf[:] = samples[-size:]
+            self._buf = np.roll(self._buf, (self.end + n) % size)
+        else:
+            i = self.end % size
+            first = min(n, size - i)
+            self._buf[i : i + first] = samples[:first]
+            self._buf[: n - first] = samples[first:]
+        self.end += n
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) clipped to what is still held."""
+        size = len(self._buf)
+        start, stop = max(start, self.end - size, 0), min(stop, self.end)
+        if stop <= start:
+            return np.zeros(0, np.float32)
+        idx = np.arange(start, stop) % size
+        return self._buf[idx]

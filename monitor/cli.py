@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     _call_args(analyze)
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
     analyze.add_argument("--events", metavar="FILE", help="write every event as JSON Lines to FILE")
+    analyze.add_argument("--no-transcribe", action="store_true", help="acoustic analysis only (fast)")
     analyze.set_defaults(handler=cmd_analyze)
     return parser
 
@@ -79,7 +80,7 @@ def cmd_analyze(args) -> int:
     config = load_config(args.config)
     channels, source = open_call(args, config)
     events_out = _open_out(args.events) if args.events else None
-    pipeline = Pipeline(config, source=source)
+    pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None)
     total = duration_s(channels, SAMPLE_RATE)
     progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
     events = []

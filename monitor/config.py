@@ -67,10 +67,61 @@ class DeadAirConfig:
 
 
 @dataclass
+class SlowDownConfig:
+    enabled: bool = True
+    ratio: float = 1.25
+    min_wpm: float = 170.0
+    min_talk_s: float = 8.0
+    cooldown_s: float = 30.0
+
+
+def _phrases(*items: str):
+    return field(default_factory=lambda: list(items))
+
+
+@dataclass
+class OwnTheProblemConfig:
+    enabled: bool = True
+    phrases: list = _phrases("it's our policy", "it is our policy", "company policy", "not my department",
+                             "nothing i can do", "there's nothing i can do", "you'll have to call",
+                             "you will have to call", "calm down", "not my job", "not my problem")
+    cooldown_s: float = 20.0
+
+
+@dataclass
+class AcknowledgeConfig:
+    enabled: bool = True
+    within_s: float = 10.0
+    rise_db: float = 6.0
+    hold_s: float = 1.0
+    frustration: list = _phrases("ridiculous", "third time", "unacceptable", "frustrated", "frustrating",
+                                 "fed up", "sick of", "waste of time", "terrible", "outrageous", "angry",
+                                 "damn", "hell")
+    acknowledgements: list = _phrases("sorry", "apologize", "apologise", "i understand", "understand how",
+                                      "i hear you", "i see why", "that must be", "frustrating for you",
+                                      "i can imagine", "thank you for your patience")
+    cooldown_s: float = 30.0
+
+
+@dataclass
 class CuesConfig:
     wait_for_pause: WaitForPauseConfig = field(default_factory=WaitForPauseConfig)
     speak_softly: SpeakSoftlyConfig = field(default_factory=SpeakSoftlyConfig)
     dead_air: DeadAirConfig = field(default_factory=DeadAirConfig)
+    slow_down: SlowDownConfig = field(default_factory=SlowDownConfig)
+    own_the_problem: OwnTheProblemConfig = field(default_factory=OwnTheProblemConfig)
+    acknowledge: AcknowledgeConfig = field(default_factory=AcknowledgeConfig)
+
+
+@dataclass
+class TranscriptionConfig:
+    enabled: bool = True
+    model_dir: str = ""
+    compute_type: str = "int8"
+    threads: int = 2
+    beam_size: int = 1
+    partial_every_s: float = 1.0
+    pace_window_s: float = 25.0
 
 
 @dataclass
@@ -80,6 +131,7 @@ class Config:
     loudness: LoudnessConfig = field(default_factory=LoudnessConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     cues: CuesConfig = field(default_factory=CuesConfig)
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
 
 
 def default_config_path() -> Path | None:
@@ -134,10 +186,14 @@ def _check(default, value, path: str, name: str):
         value = float(value) if ok else value
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is list:
+        ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+        value = [x.lower() for x in value] if ok else value
     else:
         ok = isinstance(value, kind)
     if not ok:
-        want = {bool: "true or false", float: "a number", int: "an integer", str: "a string"}.get(kind, kind.__name__)
+        want = {bool: "true or false", float: "a number", int: "an integer", str: "a string",
+                list: "a list of strings"}.get(kind, kind.__name__)
         raise UsageError(f"{path}: '{name}' must be {want}, not {value!r}")
     if kind in (int, float) and value < 0 and not name.endswith("dbfs"):
         raise UsageError(f"{path}: '{name}' must not be negative, not {value!r}")

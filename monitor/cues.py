@@ -6,7 +6,9 @@ Adding a cue is adding one rule class here, its section in config.toml, and its 
 from __future__ import annotations
 
 from .config import CuesConfig
-from .events import Cue, Interruption
+import re
+
+from .events import Cue, Interruption, Pace, Transcript
 
 TEXTS = {
     "wait_for_pause": "Wait for the pause",
@@ -101,6 +103,84 @@ class DeadAir(Rule):
         return f"no one has spoken for {now - start:.0f} s"
 
 
+def normalize(text: str) -> str:
+    """Lower case, curly apostrophes straightened, punctuation to spaces: what phrase lists match against."""
+    text = text.lower().replace("\u2019", "'")
+    return " " + re.sub(r"[^a-z0-9' ]+", " ", text).strip() + " "
+
+
+def find_phrase(text: str, phrases: list[str]) -> str | None:
+    norm = normalize(text)
+    return next((p for p in phrases if normalize(p) in norm), None)
+
+
+def finals(events: list, party: str) -> list[Transcript]:
+    return [e for e in events if isinstance(e, Transcript) and e.final and e.party == party]
+
+
+class SlowDown(Rule):
+    """The agent's recent pace is well above the customer's and fast in absolute terms."""
+
+    kind = "slow_down"
+
+    def check(self, now, pipeline, events):
+        if not any(isinstance(e, Pace) for e in events):
+            return None
+        agent, customer = pipeline.pace["agent"], pipeline.pace["customer"]
+        if agent.recent_talk_s < self.cfg.min_talk_s or agent.wpm is None or customer.wpm is None:
+            return None
+        if agent.wpm >= self.cfg.min_wpm and agent.wpm >= self.cfg.ratio * customer.wpm:
+            return f"agent {agent.wpm:.0f} wpm, customer {customer.wpm:.0f} wpm"
+        return None
+
+
+class OwnTheProblem(Rule):
+    """The agent says a deflecting phrase ("it's our policy", "calm down", ...)."""
+
+    kind = "own_the_problem"
+
+    def check(self, now, pipeline, events):
+        for line in finals(events, "agent"):
+            phrase = find_phrase(line.text, self.cfg.phrases)
+            if phrase:
+                return f'agent said "{phrase}"'
+        return None
+
+
+class Acknowledge(Rule):
+    """The customer sounds frustrated and the agent has not acknowledged it within `within_s`."""
+
+    kind = "acknowledge"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._since: float | None = None
+        self._why = ""
+        self._held = 0.0
+
+    def check(self, now, pipeline, events):
+        for line in finals(events, "customer"):
+            word = find_phrase(line.text, self.cfg.frustration)
+            if word and self._since is None:
+                self._since, self._why = line.end, f'customer said "{word}"'
+        self._raised(pipeline)
+        if self._since is not None and any(find_phrase(e.text, self.cfg.acknowledgements)
+                                           for e in finals(events, "agent") if e.end > self._since - 1.0):
+            self._since = None
+        if self._since is None or now - self._since < self.cfg.within_s:
+            return None
+        self._since = None
+        return self._why + f", no acknowledgement for {self.cfg.within_s:.0f} s"
+
+    def _raised(self, pipeline) -> None:
+        customer = pipeline.parties["customer"]
+        rise = customer.rise_db if customer.voiced and customer.baseline_s >= 4.0 else None
+        self._held = self._held + pipeline.frame_s if rise is not None and rise >= self.cfg.rise_db else 0.0
+        if self._held >= self.cfg.hold_s and self._since is None:
+            self._since, self._why = pipeline.now, f"customer's voice {rise:+.0f} dB over their level"
+
+
 def build_rules(cfg: CuesConfig) -> list[Rule]:
-    rules = [WaitForPause(cfg.wait_for_pause), SpeakSoftly(cfg.speak_softly), DeadAir(cfg.dead_air)]
+    rules = [WaitForPause(cfg.wait_for_pause), SpeakSoftly(cfg.speak_softly), DeadAir(cfg.dead_air),
+             SlowDown(cfg.slow_down), OwnTheProblem(cfg.own_the_problem), Acknowledge(cfg.acknowledge)]
     return [rule for rule in rules if rule.cfg.enabled]

@@ -114,3 +114,24 @@ class CallEnd(Event):
 
     parties: dict[str, dict] = field(default_factory=dict)
     type = "call_end"
+
+
+@dataclass
+class Transcript(Event):
+    """What `party` said from `start` to `end`; interim text (final false) is replaced by the next one."""
+
+    party: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    text: str = ""
+    final: bool = True
+    words: list = field(default_factory=list)  # [[word, start, end], ...] for finals
+    type = "transcript"
+
+
+@dataclass
+class Pace(Event):
+    """Each party's recent pace in words per minute (null until they have spoken)."""
+
+    wpm: dict[str, float | None] = field(default_factory=dict)
+    type = "pace"

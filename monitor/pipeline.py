@@ -19,17 +19,24 @@ from .config import Config
 from .conversation import Conversation
 from .cues import build_rules
 from .events import CallEnd, CallStart, Event, Levels
+from .pace import PaceMeter
 from .party import FRAME_S, PartyTrack, frames_for
+from .speech import SpeechStage
 
 
 class Pipeline:
     frame_s = FRAME_S
 
-    def __init__(self, config: Config | None = None, call_id: str | None = None, source: str = ""):
+    def __init__(self, config: Config | None = None, call_id: str | None = None, source: str = "",
+                 transcribe: bool | None = None, live: bool = False):
         self.config = config or Config()
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.source = source
         self.parties = {name: PartyTrack(name, self.config) for name in PARTIES}
+        if transcribe is None:
+            transcribe = self.config.transcription.enabled
+        self.speech = SpeechStage(self.config.transcription, self.call_id, live) if transcribe else None
+        self.pace = self.speech.pace if self.speech else {p: PaceMeter(1.0) for p in PARTIES}
         self.conversation = Conversation(self.config.conversation, self.parties)
         self.rules = build_rules(self.config.cues)
         self.k = 0
@@ -70,8 +77,10 @@ class Pipeline:
             for i in range(ticks):
                 out += self._tick({name: block[i * HOP : (i + 1) * HOP] for name, block in blocks.items()})
         talk = [p.close() for p in self.parties.values() if p.talking]
-        out += talk
-        out += self.conversation.step(self.now, talk)
+        last = talk + self.conversation.step(self.now, talk)
+        if self.speech:
+            last += self.speech.step(self.now, self.parties, talk) + self.speech.finish(self.now)
+        out += last + self._cues(last)
         out.append(self._call_end())
         self.ended = True
         return out
@@ -89,6 +98,8 @@ class Pipeline:
         k = self.k
         for name, frame in frames.items():
             self.parties[name].level(frame)
+            if self.speech:
+                self.speech.append(name, frame)
         talk: list[Event] = []
         (a, party_a), (b, party_b) = self.parties.items()
         talk += party_a.step(k, frames[a], party_b)
@@ -96,10 +107,9 @@ class Pipeline:
         self.k = k + 1
         now = self.now
         out = talk + self.conversation.step(now, talk)
-        for rule in self.rules:
-            cue = rule.step(now, self, out)
-            if cue is not None:
-                out.append(cue)
+        if self.speech:
+            out += self.speech.step(now, self.parties, talk)
+        out += self._cues(out)
         if self.k % self._levels_every == 0:
             out.append(Levels(
                 t=now,
@@ -108,9 +118,13 @@ class Pipeline:
             ))
         return out
 
+    def _cues(self, events: list[Event]) -> list[Event]:
+        return [cue for cue in (rule.step(self.now, self, events) for rule in self.rules) if cue is not None]
+
     def _call_end(self) -> CallEnd:
         return CallEnd(t=self.now, parties={
-            name: {"talk_level_dbfs": p.talk_level_dbfs, "voiced_s": round(p.voiced_frames * FRAME_S, 3)}
+            name: {"talk_level_dbfs": p.talk_level_dbfs, "voiced_s": round(p.voiced_frames * FRAME_S, 3),
+                   "wpm": self.pace[name].overall_wpm}
             for name, p in self.parties.items()
         })
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import PARTIES
-from .events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd
+from .events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd, Transcript
 
 
 def build_report(events: list[Event]) -> dict:
@@ -24,7 +24,7 @@ def build_report(events: list[Event]) -> dict:
         p: {
             "talk_s": round(talk[p], 2),
             "loudness_dbfs": _round(end.parties[p]["talk_level_dbfs"]) if end else None,
-            "wpm": None,
+            "wpm": _round((end.parties[p].get("wpm") if end else None), 0),
             "interruptions": sum(1 for i in interruptions if i.by == p),
         }
         for p in PARTIES
@@ -35,7 +35,9 @@ def build_report(events: list[Event]) -> dict:
         "interruptions": [{"t": round(i.t, 2), "by": i.by, "overlap_s": round(overlap_of(i), 2)} for i in interruptions],
         "overlaps": [{"start": round(o.t, 2), "end": round(o.end, 2), "by": o.by} for o in overlaps],
         "cues": [{"t": round(c.t, 2), "kind": c.kind, "text": c.text} for c in events if isinstance(c, Cue)],
-        "transcript": [],
+        "transcript": [{"speaker": e.party, "start": round(e.start, 2), "end": round(e.end, 2), "text": e.text}
+                       for e in sorted((e for e in events if isinstance(e, Transcript) and e.final),
+                                       key=lambda e: e.start)],
     }
 
 

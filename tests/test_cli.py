@@ -43,7 +43,18 @@ def test_json_report_has_the_documented_shape(call):
     (i,) = report["interruptions"]
     assert i["by"] == "agent" and i["t"] == pytest.approx(barge_in.start, abs=0.15) and i["overlap_s"] > 1.0
     assert [c["kind"] for c in report["cues"]] == ["wait_for_pause"]
-    assert report["transcript"] == []
+    lines = report["transcript"]
+    assert {line["speaker"] for line in lines} == {"agent", "customer"}
+    assert any("order" in line["text"].lower() for line in lines if line["speaker"] == "customer")
+    assert all(set(line) == {"speaker", "start", "end", "text"} for line in lines)
+    assert report["parties"]["agent"]["wpm"] > 60
+
+
+def test_no_transcribe_keeps_the_acoustic_report(call):
+    path, _, _ = call
+    report = json.loads(calmline("analyze", path, "--json", "--no-transcribe").stdout)
+    assert report["transcript"] == [] and report["parties"]["agent"]["wpm"] is None
+    assert report["parties"]["agent"]["interruptions"] == 1
 
 
 def test_two_mono_files_give_the_same_report_as_the_stereo_file(call, tmp_path):

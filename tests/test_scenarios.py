@@ -15,7 +15,7 @@ EXPLAIN = "Let me look up your order, I can see it left our warehouse on Monday 
 
 
 def analyse(turns, **kw):
-    return run_channels(synth_call(turns, **kw))
+    return run_channels(synth_call(turns, **kw), transcribe=False)
 
 
 def cues(events):
