@@ -111,6 +111,11 @@ class EventServer:
         return self._port if self._port is not None else self.options.port
 
     @property
+    def client_count(self) -> int:
+        """WebSocket clients currently registered (a client counts once its snapshot is queued)."""
+        return len(self._clients)
+
+    @property
     def url(self) -> str:
         return f"http://{self.options.host}:{self.port}/"
 
@@ -125,11 +130,11 @@ class EventServer:
         if failure:
             self._thread.join()
             error = failure[0]
+            reason = str(error)
+            if isinstance(error, OSError):  # asyncio's own message repeats the address: keep the cause
+                reason = os.strerror(error.errno) if (error.errno or 0) > 0 else error.strerror or reason
             where = f"{self.options.host}:{self.options.port}"
-            if isinstance(error, OSError):
-                reason = os.strerror(error.errno).lower() if error.errno else str(error)
-                raise UsageError(f"cannot listen on {where}: {reason}") from error
-            raise UsageError(f"cannot listen on {where}: {error}") from error
+            raise UsageError(f"cannot listen on {where}: {reason.lower()}") from error
         log.info("overlay at %s", self.url)
 
     def stop(self) -> None:
@@ -170,7 +175,8 @@ class EventServer:
     async def _main(self, started: threading.Event) -> None:
         self._stop = asyncio.Event()
         async with serve(self._handle, self.options.host, self.options.port, process_request=self._http,
-                         compression=None, max_size=64 * 1024, write_limit=SEND_BUFFER, close_timeout=2, logger=log) as server:
+                         compression=None, max_size=64 * 1024, write_limit=SEND_BUFFER, close_timeout=2,
+                         logger=log.getChild("websockets")) as server:
             self._port = server.sockets[0].getsockname()[1]
             self._loop = asyncio.get_running_loop()
             started.set()
@@ -181,7 +187,7 @@ class EventServer:
         self._remember(kind, text)
         for client in list(self._clients):
             if not client.put(kind, text):
-                log.warning("closing a client %d events behind", len(client.queue))
+                log.warning("closing %s: %d events behind", client.ws.remote_address, len(client.queue))
                 self._drop(client, 1013, "client too slow")
 
     def _remember(self, kind: str, text: str) -> None:
