@@ -62,6 +62,20 @@ def array_frames(channels: dict[str, np.ndarray], block: int = 1600) -> Iterator
                 yield Frame(label, start, chunk)
 
 
+def paced(frames: Iterator[Frame], rate: int, clock=None) -> Iterator[Frame]:
+    """Yield frames no faster than real time, as a live capture would deliver them."""
+    import time
+
+    clock = clock or time.monotonic
+    t0 = clock()
+    for frame in frames:
+        due = t0 + (frame.start + len(frame.samples)) / rate
+        delay = due - clock()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
+
+
 def duration_s(channels: dict[str, np.ndarray], rate: int) -> float:
     return max(len(x) for x in channels.values()) / rate
 
@@ -84,6 +98,9 @@ class AudioRing:
             self._buf[i : i + first] = samples[:first]
             self._buf[: n - first] = samples[first:]
         self.end += n
+
+    def __len__(self) -> int:
+        return len(self._buf)
 
     def get(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) clipped to what is still held."""

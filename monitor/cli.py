@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from audio import SAMPLE_RATE
 from audio.errors import AudioError
-from audio.sources import array_frames, duration_s, load_monos, load_stereo
+from audio.sources import array_frames, duration_s, load_monos, load_stereo, paced
 
 from .config import Config, load_config
 from .errors import UsageError
+from .live import Stop, run_call
 from .pipeline import Pipeline
 from .report import build_report, format_summary
+from .server import EventServer, ServerOptions
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 
@@ -47,7 +50,33 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--events", metavar="FILE", help="write every event as JSON Lines to FILE")
     analyze.add_argument("--no-transcribe", action="store_true", help="acoustic analysis only (fast)")
     analyze.set_defaults(handler=cmd_analyze)
+
+    demo = sub.add_parser("demo", help="replay a call (default: the bundled demo call) in real time to the overlay")
+    _call_args(demo)
+    _live_args(demo)
+    demo.add_argument("--loop", action="store_true", help="replay again and again until interrupted")
+    demo.add_argument("--linger", type=float, default=0.0, metavar="S", help="keep serving S seconds after the call")
+    demo.set_defaults(handler=cmd_demo)
+
+    live = sub.add_parser("live", help="monitor a live call from audio devices")
+    live.add_argument("--agent-device", metavar="D", help="the agent's headset microphone (index or name)")
+    live.add_argument("--customer-device", metavar="D", help="the customer's line, e.g. a monitor source")
+    live.add_argument("--device", metavar="D", help="one multichannel device with a channel per party")
+    live.add_argument("--agent-channel", type=int, metavar="N", help="agent's channel on --device (default 0)")
+    live.add_argument("--customer-channel", type=int, metavar="N", help="customer's channel on --device (default 1)")
+    _live_args(live)
+    live.set_defaults(handler=cmd_live)
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.set_defaults(handler=cmd_devices)
     return parser
+
+
+def _live_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to serve the overlay on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to serve the overlay on (default 8765)")
+    parser.add_argument("--events", metavar="FILE", help="also write every event as JSON Lines to FILE")
+    parser.add_argument("--no-transcribe", action="store_true", help="acoustic analysis only")
 
 
 def _call_args(parser: argparse.ArgumentParser) -> None:
@@ -79,30 +108,124 @@ def open_call(args, config: Config, default: Path | None = None):
 def cmd_analyze(args) -> int:
     config = load_config(args.config)
     channels, source = open_call(args, config)
-    events_out = _open_out(args.events) if args.events else None
     pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None)
     total = duration_s(channels, SAMPLE_RATE)
     progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
-    events = []
-
-    def emit(batch):
-        events.extend(batch)
-        if events_out:
-            events_out.writelines(e.to_json() + "\n" for e in batch)
-
-    emit(pipeline.start())
-    for frame in array_frames(channels):
-        emit(pipeline.push(frame))
-        if progress:
-            progress.update(pipeline.now)
-    emit(pipeline.finish())
+    sink = Collect(args.events)
+    run_call(array_frames(channels), pipeline, sink.with_progress(progress, pipeline))
     if progress:
         progress.done()
-    if events_out:
-        events_out.close()
-    report = build_report(events)
+    sink.close()
+    report = build_report(sink.events)
     print(json.dumps(report, indent=2) if args.json else format_summary(report))
     return 0
+
+
+def cmd_demo(args) -> int:
+    """Replay a call file in real time through exactly the live path: same pipeline, server and overlay."""
+    config = load_config(args.config)
+    channels, source = open_call(args, config, default=DEMO_CALL)
+    server = _serve(args, config)
+    stop = Stop.on_signals()
+    try:
+        while True:
+            sink = Collect(args.events, publish=server.publish)
+            pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
+            run_call(paced(array_frames(channels), SAMPLE_RATE), pipeline, sink, stop, started_at=time.time())
+            sink.close()
+            if not args.loop or stop.flag.is_set():
+                break
+        print(format_summary(build_report(sink.events)))
+        if args.linger and not stop.flag.is_set():
+            stop.flag.wait(args.linger)
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_live(args) -> int:
+    """Monitor a live call from capture devices until interrupted."""
+    from audio.devices import CaptureOptions, DeviceCapture, Input
+
+    config = load_config(args.config)
+    agent_ch = config.channels.agent if args.agent_channel is None else args.agent_channel
+    customer_ch = config.channels.customer if args.customer_channel is None else args.customer_channel
+    if args.device is not None and (args.agent_device or args.customer_device):
+        raise UsageError("give either --device (one device, a channel per party) or --agent-device and --customer-device")
+    if args.device is not None:
+        if agent_ch == customer_ch:
+            raise UsageError(f"agent and customer are both on channel {agent_ch}; they need a channel each")
+        inputs = [Input(args.device, agent_ch, "agent"), Input(args.device, customer_ch, "customer")]
+    elif args.agent_device and args.customer_device:
+        inputs = [Input(_device(args.agent_device), args.agent_channel or 0, "agent"),
+                  Input(_device(args.customer_device), args.customer_channel or 0, "customer")]
+    else:
+        raise UsageError("say where the call comes from: --agent-device D --customer-device D, or --device D "
+                         "(see `calmline devices`)")
+    capture = DeviceCapture(inputs, CaptureOptions())
+    server = _serve(args, config)
+    stop = Stop.on_signals()
+    sink = Collect(args.events, publish=server.publish)
+    pipeline = Pipeline(config, source="live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs),
+                        transcribe=False if args.no_transcribe else None, live=True)
+    try:
+        with capture:
+            run_call(capture.read(), pipeline, sink, stop, started_at=time.time())
+    finally:
+        sink.close()
+        server.stop()
+    print(format_summary(build_report(sink.events)))
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from audio.devices import format_devices, list_devices
+
+    print(format_devices(list_devices()))
+    return 0
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _serve(args, config: Config) -> EventServer:
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    server = EventServer(ServerOptions(host=host, port=port))
+    server.start()
+    print(f"calmline: overlay at {server.url}", file=sys.stderr, flush=True)
+    return server
+
+
+class Collect:
+    """The CLI's event sink: keeps events for the report, writes --events, publishes to the overlay."""
+
+    def __init__(self, path: str | None, publish=None):
+        self.events: list = []
+        self.publish = publish
+        self.out = _open_out(path) if path else None
+
+    def __call__(self, batch: list) -> None:
+        self.events.extend(batch)
+        for event in batch:
+            if self.publish:
+                self.publish(event)
+            if self.out:
+                self.out.write(event.to_json() + "\n")
+
+    def with_progress(self, progress, pipeline):
+        if not progress:
+            return self
+
+        def emit(batch):
+            self(batch)
+            progress.update(pipeline.now)
+        return emit
+
+    def close(self) -> None:
+        if self.out:
+            self.out.close()
 
 
 def _open_out(path: str):

@@ -125,6 +125,12 @@ class TranscriptionConfig:
 
 
 @dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+
+@dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -132,6 +138,7 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     cues: CuesConfig = field(default_factory=CuesConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 def default_config_path() -> Path | None:

@@ -29,9 +29,12 @@ class Event:
 
 @dataclass
 class CallStart(Event):
+    """A call begins; `started_at` is the wall clock (Unix seconds) at audio time 0, for latency and records."""
+
     call_id: str = ""
     source: str = ""
     parties: list[str] = field(default_factory=list)
+    started_at: float = 0.0
     type = "call_start"
 
 
@@ -135,3 +138,13 @@ class Pace(Event):
 
     wpm: dict[str, float | None] = field(default_factory=dict)
     type = "pace"
+
+
+@dataclass
+class DeviceStatus(Event):
+    """A party's capture device was lost, came back, or overflowed (`state`: lost, ok, overflow)."""
+
+    party: str = ""
+    state: str = ""
+    message: str = ""
+    type = "device"

@@ -10,25 +10,30 @@ class PaceMeter:
 
     def __init__(self, window_s: float):
         self.window_s = window_s
-        self._recent: deque[tuple[int, float]] = deque()
+        self._recent: deque[tuple[float, int, float]] = deque()  # (start, words, talk seconds)
         self.words = 0
         self.talk_s = 0.0
 
-    def add(self, words: int, talk_s: float) -> None:
+    def add(self, start: float, words: int, talk_s: float) -> None:
+        """A final transcript from `start`; it replaces what earlier finals from `start` on counted."""
+        while self._recent and self._recent[-1][0] >= start:
+            _, old_words, old_talk = self._recent.pop()
+            self.words -= old_words
+            self.talk_s -= old_talk
         self.words += words
         self.talk_s += talk_s
-        self._recent.append((words, talk_s))
-        while len(self._recent) > 1 and sum(t for _, t in self._recent) - self._recent[0][1] >= self.window_s:
+        self._recent.append((start, words, talk_s))
+        while len(self._recent) > 1 and self.recent_talk_s - self._recent[0][2] >= self.window_s:
             self._recent.popleft()
 
     @property
     def recent_talk_s(self) -> float:
-        return sum(t for _, t in self._recent)
+        return sum(t for _, _, t in self._recent)
 
     @property
     def wpm(self) -> float | None:
         talk = self.recent_talk_s
-        return 60.0 * sum(w for w, _ in self._recent) / talk if talk > 0 else None
+        return 60.0 * sum(w for _, w, _ in self._recent) / talk if talk > 0 else None
 
     @property
     def overall_wpm(self) -> float | None:

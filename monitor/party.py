@@ -64,6 +64,7 @@ class PartyTrack:
         self.last_end: float | None = None
         self._onset: int | None = None
         self._run_start: int | None = None
+        self._last_end_k = 0
         self._backtrack = frames_for(BACKTRACK_S)
         self._gated = 0
         self._recent: deque[np.ndarray] = deque(maxlen=PRIME)
@@ -134,7 +135,7 @@ class PartyTrack:
             if k - self._onset + 1 < self._min_speech:
                 return []
             # Silero is slow to rise on soft onsets: begin at the run of voice-level audio that led here.
-            start = max(min(self._onset, self._run_start), self._onset - self._backtrack)
+            start = max(min(self._onset, self._run_start), self._onset - self._backtrack, self._last_end_k)
             self.spurt = Spurt(start=start, last_voiced=k, power_sum=self.power, voiced=1)
             self._onset = None
             return [TalkStart(t=self.t(self.spurt.start), party=self.name)]
@@ -151,7 +152,8 @@ class PartyTrack:
         """End the open spurt at its last voiced frame."""
         spurt, self.spurt = self.spurt, None
         loud = db(spurt.power_sum / spurt.voiced) if spurt.voiced else FLOOR_DB
-        self.last_start, self.last_end = self.t(spurt.start), self.t(spurt.last_voiced + 1)
+        self._last_end_k = spurt.last_voiced + 1
+        self.last_start, self.last_end = self.t(spurt.start), self.t(self._last_end_k)
         return TalkEnd(t=self.last_end, party=self.name, start=self.t(spurt.start), loudness_dbfs=loud)
 
     # --- state read by the conversation and the cue rules ----------------------------------

@@ -7,6 +7,7 @@ audio always gives the same events however it was delivered.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import numpy as np
@@ -50,8 +51,10 @@ class Pipeline:
         """Audio time at the end of the last analysed tick."""
         return self.k * FRAME_S
 
-    def start(self) -> list[Event]:
-        return [CallStart(t=0.0, call_id=self.call_id, source=self.source, parties=list(PARTIES))]
+    def start(self, started_at: float | None = None) -> list[Event]:
+        started_at = time.time() if started_at is None else started_at
+        return [CallStart(t=0.0, call_id=self.call_id, source=self.source, parties=list(PARTIES),
+                          started_at=round(started_at, 3))]
 
     def push(self, frame: Frame) -> list[Event]:
         """Take a block of one party's samples; return the events of every tick it completes."""

@@ -36,9 +36,18 @@ def build_report(events: list[Event]) -> dict:
         "overlaps": [{"start": round(o.t, 2), "end": round(o.end, 2), "by": o.by} for o in overlaps],
         "cues": [{"t": round(c.t, 2), "kind": c.kind, "text": c.text} for c in events if isinstance(c, Cue)],
         "transcript": [{"speaker": e.party, "start": round(e.start, 2), "end": round(e.end, 2), "text": e.text}
-                       for e in sorted((e for e in events if isinstance(e, Transcript) and e.final),
-                                       key=lambda e: e.start)],
+                       for e in final_lines(events)],
     }
+
+
+def final_lines(events: list[Event]) -> list[Transcript]:
+    """The final transcript, in time order: a final replaces the same party's earlier finals it covers."""
+    lines: list[Transcript] = []
+    for e in events:
+        if isinstance(e, Transcript) and e.final:
+            lines = [x for x in lines if x.party != e.party or x.start < e.start]
+            lines.append(e)
+    return sorted(lines, key=lambda e: e.start)
 
 
 def _round(value, digits=1):

@@ -17,9 +17,12 @@ from . import PARTIES
 from .config import TranscriptionConfig
 from .events import Pace, TalkEnd, Transcript
 from .pace import PaceMeter
-from .transcriber import PAD_S, WINDOW_S, Job, Result, Worker, load_model, transcribe_packed
+from .transcriber import PAD_S, WINDOW_S, Engine, Job, Result, Worker, load_engine
 
 RING_S = 60.0
+JOIN_S = 1.0
+PHRASE_MAX_S = 12.0
+"""Spurts of one party at most JOIN_S apart form a phrase (up to PHRASE_MAX_S), transcribed as one."""
 FORCE_CUT_S = 25.0
 """A spurt still open after this long is transcribed in pieces (Whisper's window is 30 s)."""
 
@@ -29,13 +32,13 @@ class Inline:
 
     live = False
 
-    def __init__(self, model, beam_size: int):
-        self.model, self.beam_size = model, beam_size
+    def __init__(self, engine: Engine):
+        self.engine = engine
         self._results: list[Result] = []
 
     def submit(self, job: Job) -> None:
         if job.final:
-            self._results += transcribe_packed(self.model, [job], self.beam_size)
+            self._results += self.engine.transcribe([job])
 
     def poll(self) -> list[Result]:
         out, self._results = self._results, []
@@ -88,7 +91,7 @@ def shared_worker(cfg: TranscriptionConfig) -> Worker:
     global _shared_worker
     with _lock:
         if _shared_worker is None:
-            _shared_worker = Worker(load_model(cfg.model_dir, cfg.compute_type, cfg.threads), cfg.beam_size)
+            _shared_worker = Worker(_engine(cfg))
         return _shared_worker
 
 
@@ -101,11 +104,13 @@ class SpeechStage:
         if live:
             self.backend = OnWorker(shared_worker(cfg), call_id)
         else:
-            self.backend = Inline(load_model(cfg.model_dir, cfg.compute_type, cfg.threads), cfg.beam_size)
+            self.backend = Inline(_engine(cfg))
         self.rings = {p: AudioRing(RING_S, SAMPLE_RATE) for p in PARTIES}
         self.pace = {p: PaceMeter(cfg.pace_window_s) for p in PARTIES}
         self._cut: dict[str, float | None] = {p: None for p in PARTIES}
         self._partial_at: dict[str, float] = {p: 0.0 for p in PARTIES}
+        self._phrase: dict[str, tuple[float, float, float] | None] = {p: None for p in PARTIES}  # start, end, talk
+        self._talk: dict[tuple[str, float], float] = {}
 
     def append(self, party: str, samples) -> None:
         self.rings[party].append(samples)
@@ -113,7 +118,8 @@ class SpeechStage:
     def step(self, now: float, parties: dict, talk: list) -> list:
         for event in talk:
             if isinstance(event, TalkEnd):
-                self._submit(event.party, max(event.start, self._cut[event.party] or 0.0), event.t, True)
+                start = max(event.start, self._cut[event.party] or 0.0)
+                self._submit(event.party, self._phrase_start(event.party, start, event.t), event.t, True)
                 self._cut[event.party] = None
         for name, party in parties.items():
             if not party.talking:
@@ -122,11 +128,27 @@ class SpeechStage:
             if now - start >= FORCE_CUT_S:
                 self._submit(name, start, now, True)
                 self._cut[name] = now
+                self._phrase[name] = None
             elif self.backend.live and now - start >= self.cfg.partial_every_s \
                     and now - self._partial_at[name] >= self.cfg.partial_every_s:
                 self._partial_at[name] = now
-                self._submit(name, start, now, False)
+                phrase = self._phrase[name]
+                joined = phrase and start - phrase[1] <= JOIN_S and now - phrase[0] <= PHRASE_MAX_S
+                self._submit(name, phrase[0] if joined else start, now, False)
         return self.collect(now)
+
+    def _phrase_start(self, party: str, start: float, end: float) -> float:
+        """Where the phrase this spurt belongs to began: spurts of one party a short pause apart are
+        transcribed together (Whisper hears "ask ... not" in its phrase), and each new final replaces
+        the finals it covers."""
+        phrase = self._phrase[party]
+        talk = end - start
+        if phrase and start - phrase[1] <= JOIN_S and end - phrase[0] <= PHRASE_MAX_S:
+            self._phrase[party] = (phrase[0], end, phrase[2] + talk)
+        else:
+            self._phrase[party] = (start, end, talk)
+        self._talk[(party, self._phrase[party][0])] = self._phrase[party][2]
+        return self._phrase[party][0]
 
     def collect(self, now: float) -> list:
         out = []
@@ -134,14 +156,15 @@ class SpeechStage:
         for result in self.backend.poll():
             job = result.job
             party = job.key[1]
+            if job.final:
+                talk = self._talk.pop((party, job.start), job.end - job.start)
+                self.pace[party].add(job.start, len(result.words), talk)
+                paced = True
             if not result.text:
                 continue
             words = [[w.text, round(w.start, 2), round(w.end, 2)] for w in result.words] if job.final else []
             out.append(Transcript(t=now, party=party, start=job.start, end=job.end, text=result.text,
                                   final=job.final, words=words))
-            if job.final:
-                self.pace[party].add(len(result.words), job.end - job.start)
-                paced = True
         if paced:
             out.append(Pace(t=now, wpm={p: _round(m.wpm) for p, m in self.pace.items()}))
         return out
@@ -152,10 +175,14 @@ class SpeechStage:
 
     def _submit(self, party: str, start: float, end: float, final: bool) -> None:
         ring = self.rings[party]
-        a = int((start - PAD_S) * SAMPLE_RATE)
-        b = int(min(end + PAD_S, ring.end / SAMPLE_RATE) * SAMPLE_RATE)
-        a = max(a, b - int(WINDOW_S * SAMPLE_RATE))
-        self.backend.submit(Job((self.call_id, party), start, end, ring.get(a, b), final))
+        b = min(int((end + PAD_S) * SAMPLE_RATE), ring.end)
+        a = max(int((start - PAD_S) * SAMPLE_RATE), b - int(WINDOW_S * SAMPLE_RATE), ring.end - len(ring), 0)
+        job = Job((self.call_id, party), start, end, ring.get(a, b), final, audio_start=a / SAMPLE_RATE)
+        self.backend.submit(job)
+
+
+def _engine(cfg: TranscriptionConfig) -> Engine:
+    return load_engine(cfg.model_dir, cfg.compute_type, cfg.threads, cfg.beam_size)
 
 
 def _round(value):

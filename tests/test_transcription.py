@@ -11,6 +11,7 @@ from conftest import of_type
 from monitor.config import Config, TranscriptionConfig
 from monitor.errors import UsageError
 from monitor.pipeline import run_channels
+from monitor.report import final_lines
 from monitor.transcriber import load_model
 from synth import Turn, synth_call, turns_in_sequence
 
@@ -30,7 +31,7 @@ def transcribe_mono(audio, party="agent"):
 
 
 def text_of(events, party):
-    return " ".join(e.text for e in of_type(events, "transcript") if e.final and e.party == party)
+    return " ".join(e.text for e in final_lines(events) if e.party == party)
 
 
 def librivox(real_data):

@@ -70,12 +70,14 @@ const handlers = {
     if (total > 0) ui.share.textContent = `${Math.round((100 * state.talk.agent) / total)}%`;
   },
   transcript(ev) {
-    // An interim line is replaced by the party's next interim or final; finals accumulate.
+    // An interim line is replaced by the party's next interim or final; a final replaces the same
+    // party's earlier finals that start at or after its start (a phrase heard again, longer).
     if (ev.final === false) {
       state.interim[ev.party] = ev;
     } else {
       delete state.interim[ev.party];
-      if (ev.text && ev.text.trim()) state.finals = [...state.finals, ev].slice(-TRANSCRIPT_LINES);
+      const kept = state.finals.filter((f) => f.party !== ev.party || f.start < ev.start);
+      state.finals = (ev.text && ev.text.trim() ? [...kept, ev] : kept).slice(-TRANSCRIPT_LINES);
     }
     renderTranscript();
   },
