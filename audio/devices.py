@@ -1,8 +1,9 @@
 """Live capture from audio input devices (sounddevice/PortAudio) as labelled 16 kHz frames.
 
 Each label is one channel of one device; labels that share a device share one stream. The
-PortAudio callback only copies blocks into a queue; resampling, loss detection and retries all
-run in `DeviceCapture.read()` on the consumer's thread. Every label's timeline is continuous:
+PortAudio callback only copies blocks into a queue; resampling and loss detection run in
+`DeviceCapture.read()` on the consumer's thread, and reopening/closing a device on short helper
+threads (PortAudio blocks there while a sound server hangs). Every label's timeline is continuous:
 while its device is lost, silence at real-time pace stands in for it, so a consumer that waits
 for every label never stalls and sample counts stay audio time.
 """
@@ -52,7 +53,11 @@ class CaptureOptions:
 
 @dataclass
 class CaptureStatus:
-    """A device's state changed ("ok": audio flows, "lost": silence stands in) or input overflowed."""
+    """A device's state changed or input overflowed.
+
+    "ok": audio flows (sent when a device's first block arrives, at start and after recovery);
+    "lost": silence stands in while the device is retried; "overflow": samples were dropped.
+    """
 
     label: str
     state: str  # "ok" | "lost" | "overflow"
