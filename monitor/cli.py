@@ -163,17 +163,20 @@ def cmd_live(args) -> int:
         raise UsageError("say where the call comes from: --agent-device D --customer-device D, or --device D "
                          "(see `calmline devices`)")
     capture = DeviceCapture(inputs, CaptureOptions())
-    server = _serve(args, config)
-    stop = Stop.on_signals()
-    sink = Collect(args.events, publish=server.publish)
-    pipeline = Pipeline(config, source="live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs),
-                        transcribe=False if args.no_transcribe else None, live=True)
+    capture.start()  # a missing device is an error before anything is served
     try:
-        with capture:
+        server = _serve(args, config)
+        stop = Stop.on_signals()
+        sink = Collect(args.events, publish=server.publish)
+        source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
+        pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
+        try:
             run_call(capture.read(), pipeline, sink, stop, started_at=time.time())
+        finally:
+            sink.close()
+            server.stop()
     finally:
-        sink.close()
-        server.stop()
+        capture.stop()
     print(format_summary(build_report(sink.events)))
     return 0
 
