@@ -16,8 +16,10 @@ from .config import Config, load_config
 from .errors import UsageError
 from .live import Stop, run_call
 from .pipeline import Pipeline
-from .report import build_report, format_summary
+from .report import _clock, build_report, format_summary
 from .server import EventServer, ServerOptions
+from .sinks import Collect
+from .store import CallRecorder, Store, resolve_data_dir
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 
@@ -69,6 +71,26 @@ def _parser() -> argparse.ArgumentParser:
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(handler=cmd_devices)
+
+    calls = sub.add_parser("calls", help="list recorded calls")
+    calls.add_argument("--json", action="store_true")
+    calls.set_defaults(handler=cmd_calls)
+
+    report = sub.add_parser("report", help="write a recorded call's report (HTML, or --json) with its scorecard")
+    report.add_argument("call_id", metavar="CALL_ID", help="a call id from `calmline calls` (a unique prefix will do)")
+    report.add_argument("--out", metavar="FILE", help="where to write (default: calmline-report-ID.html)")
+    report.add_argument("--json", action="store_true", help="the report and scorecard as JSON")
+    report.set_defaults(handler=cmd_report)
+
+    purge = sub.add_parser("purge", help="delete recorded calls older than the retention period")
+    purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: [store] retention_days")
+    purge.set_defaults(handler=cmd_purge)
+
+    for command in (analyze, demo, live, calls, report, purge):
+        command.add_argument("--data-dir", metavar="DIR", help="where calls are recorded "
+                             "(default: $CALMLINE_DATA_DIR or ~/.local/share/calmline)")
+    for command in (analyze, demo, live):
+        command.add_argument("--no-record", action="store_true", help="do not record this call")
     return parser
 
 
@@ -111,8 +133,9 @@ def cmd_analyze(args) -> int:
     pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None)
     total = duration_s(channels, SAMPLE_RATE)
     progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
-    sink = Collect(args.events)
-    run_call(array_frames(channels), pipeline, sink.with_progress(progress, pipeline))
+    started_at = time.time()
+    sink = Collect(_open_out(args.events), recorder=_recorder(args, config, pipeline, started_at))
+    run_call(array_frames(channels), pipeline, sink.with_progress(progress, pipeline), started_at=started_at)
     if progress:
         progress.done()
     sink.close()
@@ -129,9 +152,10 @@ def cmd_demo(args) -> int:
     stop = Stop.on_signals()
     try:
         while True:
-            sink = Collect(args.events, publish=server.publish)
             pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
-            run_call(paced(array_frames(channels), SAMPLE_RATE), pipeline, sink, stop, started_at=time.time())
+            started_at = time.time()
+            sink = Collect(_open_out(args.events), server.publish, _recorder(args, config, pipeline, started_at))
+            run_call(paced(array_frames(channels), SAMPLE_RATE), pipeline, sink, stop, started_at=started_at)
             sink.close()
             if not args.loop or stop.flag.is_set():
                 break
@@ -167,11 +191,12 @@ def cmd_live(args) -> int:
     try:
         server = _serve(args, config)
         stop = Stop.on_signals()
-        sink = Collect(args.events, publish=server.publish)
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
         pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
+        started_at = time.time()
+        sink = Collect(_open_out(args.events), server.publish, _recorder(args, config, pipeline, started_at))
         try:
-            run_call(capture.read(), pipeline, sink, stop, started_at=time.time())
+            run_call(capture.read(), pipeline, sink, stop, started_at=started_at)
         finally:
             sink.close()
             server.stop()
@@ -188,6 +213,74 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def cmd_calls(args) -> int:
+    store = _store(args)
+    calls = store.calls()
+    if args.json:
+        print(json.dumps(calls, indent=2))
+    elif not calls:
+        print(f"no recorded calls in {store.dir}")
+    for c in [] if args.json else calls:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c["started_at"]))
+        print(f"{c['id']}  {when}  {_clock(c['duration_s'])}  {c['agent']:<12} {c['status']:<11} {c['source']}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """A recorded call's report: self-contained HTML (default) or JSON, with the scorecard."""
+    store = _store(args)
+    call = store.call(args.call_id)
+    events = store.events(call["id"])
+    from .report_html import render_report
+    from .scorecard import events_from_dicts, score_call
+
+    if args.json:
+        report = {"call": call, **build_report(events_from_dicts(events)), "scorecard": score_call(events)}
+        text = json.dumps(report, indent=2)
+    else:
+        text = render_report(call, events)
+    if args.out:
+        out = _open_out(args.out)
+        out.write(text)
+        out.close()
+        print(f"wrote {args.out}", file=sys.stderr)
+    elif args.json:
+        print(text)
+    else:
+        path = Path(f"calmline-report-{call['id']}.html")
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_purge(args) -> int:
+    config = load_config(args.config)
+    days = config.store.retention_days if args.older_than is None else args.older_than
+    removed = _store(args, config).purge(days)
+    print(f"deleted {len(removed)} call(s) older than {days:g} days")
+    return 0
+
+
+def _store(args, config: Config | None = None) -> Store:
+    config = config or load_config(args.config)
+    return Store(resolve_data_dir(args.data_dir, config.store.data_dir))
+
+
+def _recorder(args, config: Config, pipeline: Pipeline, started_at: float) -> CallRecorder | None:
+    """The call's recorder, unless recording is off; a store that cannot open is a warning, not the end."""
+    if args.no_record or not config.store.record:
+        return None
+    try:
+        store = _store(args, config)
+    except UsageError as exc:
+        print(f"calmline: warning: {exc}; this call is not recorded", file=sys.stderr)
+        return None
+    recorder = CallRecorder(store, pipeline.call_id, pipeline.source, started_at, config.store.agent_name,
+                            config.store.mask_digits)
+    pipeline.audio_taps.append(recorder.write_audio)
+    return recorder
+
+
 def _device(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
@@ -201,37 +294,9 @@ def _serve(args, config: Config) -> EventServer:
     return server
 
 
-class Collect:
-    """The CLI's event sink: keeps events for the report, writes --events, publishes to the overlay."""
-
-    def __init__(self, path: str | None, publish=None):
-        self.events: list = []
-        self.publish = publish
-        self.out = _open_out(path) if path else None
-
-    def __call__(self, batch: list) -> None:
-        self.events.extend(batch)
-        for event in batch:
-            if self.publish:
-                self.publish(event)
-            if self.out:
-                self.out.write(event.to_json() + "\n")
-
-    def with_progress(self, progress, pipeline):
-        if not progress:
-            return self
-
-        def emit(batch):
-            self(batch)
-            progress.update(pipeline.now)
-        return emit
-
-    def close(self) -> None:
-        if self.out:
-            self.out.close()
-
-
-def _open_out(path: str):
+def _open_out(path: str | None):
+    if not path:
+        return None
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as exc:

@@ -131,6 +131,15 @@ class ServerConfig:
 
 
 @dataclass
+class StoreConfig:
+    record: bool = True
+    data_dir: str = ""
+    agent_name: str = ""
+    mask_digits: bool = True
+    retention_days: float = 90.0
+
+
+@dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -139,6 +148,7 @@ class Config:
     cues: CuesConfig = field(default_factory=CuesConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
 
 def default_config_path() -> Path | None:

@@ -148,3 +148,12 @@ class DeviceStatus(Event):
     state: str = ""
     message: str = ""
     type = "device"
+
+
+@dataclass
+class StoreStatus(Event):
+    """Recording this call failed (full disk, unwritable directory); the call itself goes on."""
+
+    state: str = "error"
+    message: str = ""
+    type = "store"

@@ -44,6 +44,7 @@ class Pipeline:
         self._pending = {name: [] for name in PARTIES}
         self._pending_n = {name: 0 for name in PARTIES}
         self._levels_every = frames_for(self.config.loudness.levels_every_s)
+        self.audio_taps: list = []  # callables given each tick's frames {party: 512 samples}, e.g. the recorder
         self.ended = False
 
     @property
@@ -99,6 +100,8 @@ class Pipeline:
 
     def _tick(self, frames: dict[str, np.ndarray]) -> list[Event]:
         k = self.k
+        for tap in self.audio_taps:
+            tap(frames)
         for name, frame in frames.items():
             self.parties[name].level(frame)
             if self.speech:
