@@ -176,3 +176,15 @@ def test_pop_out_moves_the_overlay_into_picture_in_picture(page, server):
     expect(page.locator("#root")).to_have_count(1)
     expect(page.locator("#popped-note")).to_be_hidden()
     expect(page.locator("#cue")).to_have_text("Acknowledge how they feel")
+
+
+def test_a_lost_device_and_a_failed_recording_are_shown(page, server):
+    open_overlay(page, server)
+    server.publish(ev("call_start", 0.0, call_id="c1", source="live", parties=["agent", "customer"]))
+    server.publish(ev("device", 3.0, party="customer", state="lost", message="device unplugged"))
+    expect(page.locator("#notice")).to_have_text("Customer line lost – reconnecting…")
+    screenshot(page, "overlay-device-lost.png")
+    server.publish(ev("device", 5.0, party="customer", state="ok", message=""))
+    expect(page.locator("#notice")).to_have_text("Customer line back")
+    server.publish(ev("store", 6.0, state="error", message="recording stopped: No space left on device"))
+    expect(page.locator("#notice")).to_have_text("Recording stopped – cues go on")

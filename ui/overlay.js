@@ -17,7 +17,7 @@ const MAX_BACKOFF_MS = 2000;
 const $ = (id) => document.getElementById(id);
 const ui = {
   root: $("root"), status: $("status"), call: $("call"), cueBox: $("cue-box"), cue: $("cue"), chime: $("chime"),
-  popout: $("popout"), note: $("popped-note"), share: $("share"), transcript: $("transcript"),
+  popout: $("popout"), note: $("popped-note"), share: $("share"), transcript: $("transcript"), notice: $("notice"),
   meter: {}, talk: {}, pace: {},
 };
 for (const p of PARTIES) {
@@ -27,6 +27,15 @@ for (const p of PARTIES) {
 }
 
 let state;
+let noticeTimer = null;
+
+function showNotice(text, kind, clearAfterMs = 0) {
+  clearTimeout(noticeTimer);
+  ui.notice.textContent = text;
+  ui.notice.dataset.state = kind;
+  ui.notice.hidden = false;
+  if (clearAfterMs) noticeTimer = setTimeout(() => { ui.notice.hidden = true; ui.notice.dataset.state = ""; }, clearAfterMs);
+}
 
 // ---- events ----
 
@@ -54,6 +63,16 @@ const handlers = {
     // A newer cue of the same kind replaces the older one and restarts its time.
     state.cues.set(ev.kind, { kind: ev.kind, text: ev.text || ev.kind, t: ev.t, at: performance.now() });
     renderCue();
+  },
+  device(ev) {
+    // A headset or line that drops is said plainly; the call analysis goes on meanwhile.
+    const who = ev.party === "agent" ? "Headset" : "Customer line";
+    if (ev.state === "lost") showNotice(`${who} lost – reconnecting…`, "lost");
+    else if (ev.state === "ok" && ui.notice.dataset.state === "lost") showNotice(`${who} back`, "ok", 3000);
+    else if (ev.state === "overflow") showNotice("Audio dropped for a moment", "overflow", 3000);
+  },
+  store(ev) {
+    showNotice("Recording stopped – cues go on", "store");
   },
   pace(ev) {
     for (const p of PARTIES) {
