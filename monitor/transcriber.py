@@ -166,17 +166,9 @@ def _hallucinated(text: str, no_speech_prob: float, avg_logprob: float) -> bool:
     # (a lone "not." between pauses scores 0.61 / -1.5).
     if no_speech_prob > 0.75 and avg_logprob < -1.0:
         return True
-    if _repetitive(text) or (len(text) > 20 and len(zlib.compress(text.encode())) and
-                             len(text.encode()) / len(zlib.compress(text.encode())) > 2.4):
-        return True
+    if len(text) > 20 and len(text.encode()) / len(zlib.compress(text.encode())) > 2.4:
+        return True  # Whisper's compression-ratio test: text that repeats itself ("s s s s ...")
     return text in KNOWN_HALLUCINATIONS and (no_speech_prob > 0.3 or avg_logprob < -0.7)
-
-
-def _repetitive(text: str) -> bool:
-    words = re.findall(r"[a-z']+", text)
-    if len(words) < 8:
-        return False
-    return len(zlib.compress(" ".join(words).encode())) / len(" ".join(words)) < 0.25
 
 
 class Worker:
@@ -189,6 +181,7 @@ class Worker:
         self._receivers: dict[tuple, Callable[[Result], None]] = {}
         self._cv = threading.Condition()
         self._stopped = False
+        self._busy = False
         self.dropped_partials = 0
         self._thread = threading.Thread(target=self._run, name="transcriber", daemon=True)
         self._thread.start()
@@ -216,8 +209,6 @@ class Worker:
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
-
-    _busy = False
 
     def _next(self) -> list[Job]:
         with self._cv:

@@ -1,6 +1,7 @@
 """Transcription with the bundled tiny.en model on real speech and synthesized calls; pace; word cues."""
 
 import re
+import time
 
 import jiwer
 import numpy as np
@@ -144,3 +145,28 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path):
     config = Config(transcription=TranscriptionConfig(model_dir=str(tmp_path)))
     with pytest.raises(UsageError, match="model.bin"):
         run_channels({"agent": np.zeros(16000, np.float32), "customer": np.zeros(16000, np.float32)}, config)
+
+
+def test_a_worker_that_falls_behind_sheds_partials_and_keeps_every_final(real_data):
+    from monitor.transcriber import Job, Worker, load_engine
+
+    engine = load_engine("", "int8", 2, 1)
+    audio = read_audio(real_data / "whisper" / "jfk.flac")[:, 0]
+    worker = Worker(engine)
+    results = []
+    worker.register("c", results.append)
+    with engine.lock:  # the model is busy: everything below queues up
+        for i in range(10):
+            worker.submit(Job(("c", "agent"), i, i + 1, audio[: 16000 * 2], final=False))
+        for i in range(5):
+            worker.submit(Job(("c", "customer"), i, i + 1, audio[: 16000 * 3], final=True))
+        for i in range(10):
+            worker.submit(Job(("c", "agent"), 20 + i, 21 + i, audio[: 16000 * 2], final=False))
+    worker.drain()
+    time.sleep(0.5)  # let the one surviving partial through
+    worker.stop()
+    finals = [r for r in results if r.job.final]
+    partials = [r for r in results if not r.job.final]
+    assert [r.job.start for r in finals] == [0, 1, 2, 3, 4]
+    assert all("fellow americans" in r.text.lower() for r in finals)
+    assert len(partials) <= 2 and worker.dropped_partials >= 18
