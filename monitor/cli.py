@@ -82,11 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="the report and scorecard as JSON")
     report.set_defaults(handler=cmd_report)
 
+    replay = sub.add_parser("replay", help="serve a recorded call's replay page (audio, timeline, transcript)")
+    replay.add_argument("call_id", metavar="CALL_ID", help="a call id from `calmline calls` (a unique prefix will do)")
+    replay.add_argument("--host", help="address to serve on (default 127.0.0.1)")
+    replay.add_argument("--port", type=int, help="port to serve on (default 8767)")
+    replay.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)  # for tests: stop after S
+    replay.set_defaults(handler=cmd_replay)
+
     purge = sub.add_parser("purge", help="delete recorded calls older than the retention period")
     purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: [store] retention_days")
     purge.set_defaults(handler=cmd_purge)
 
-    for command in (analyze, demo, live, calls, report, purge):
+    for command in (analyze, demo, live, calls, report, replay, purge):
         command.add_argument("--data-dir", metavar="DIR", help="where calls are recorded "
                              "(default: $CALMLINE_DATA_DIR or ~/.local/share/calmline)")
     for command in (analyze, demo, live):
@@ -250,6 +257,23 @@ def cmd_report(args) -> int:
         path = Path(f"calmline-report-{call['id']}.html")
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args) -> int:
+    """Serve a recorded call's replay page until interrupted."""
+    from .replay import ReplayOptions, serve_replay
+
+    config = load_config(args.config)
+    store = _store(args, config)
+    server = serve_replay(store, args.call_id, ReplayOptions(host=args.host or config.server.host,
+                                                             port=8767 if args.port is None else args.port))
+    print(f"calmline: replay of call {server.call_id} at {server.url}", file=sys.stderr, flush=True)
+    stop = Stop.on_signals()
+    try:
+        stop.flag.wait(args.seconds)
+    finally:
+        server.stop()
     return 0
 
 

@@ -20,11 +20,12 @@ def build_report(events: list[Event]) -> dict:
         match = [o for o in overlaps if abs(o.t - i.t) < 1e-6]
         return match[0].end - match[0].t if match else i.overlap_s
 
+    totals = end.parties if end else {}
     parties = {
         p: {
             "talk_s": round(talk[p], 2),
-            "loudness_dbfs": _round(end.parties[p]["talk_level_dbfs"]) if end else None,
-            "wpm": _round((end.parties[p].get("wpm") if end else None), 0),
+            "loudness_dbfs": _round(totals.get(p, {}).get("talk_level_dbfs")),
+            "wpm": _round(totals.get(p, {}).get("wpm"), 0),
             "interruptions": sum(1 for i in interruptions if i.by == p),
         }
         for p in PARTIES

@@ -164,3 +164,42 @@ def test_purge_deletes_old_calls_and_their_audio(call_file, tmp_path):
     assert [c["id"] for c in Store(tmp_path).calls()] == [new["id"]]
     assert not store.audio_path(old).exists() and store.audio_path(new).exists()
     assert Store(tmp_path).events(old["id"]) == []
+
+
+def test_report_of_a_recorded_call_as_html_and_json(call_file, tmp_path):
+    path, _ = call_file
+    calmline("analyze", path, "--data-dir", tmp_path)
+    (call,) = Store(tmp_path).calls()
+    out = tmp_path / "report.html"
+    run = calmline("report", call["id"][:6], "--out", out, "--data-dir", tmp_path)
+    assert run.returncode == 0, run.stderr
+    html = out.read_text()
+    assert 'class="cue-marker"' in html and 'data-kind="wait_for_pause"' in html
+    assert "Empathize" in html and "<script src" not in html
+    report = json.loads(calmline("report", call["id"], "--json", "--data-dir", tmp_path).stdout)
+    assert report["call"]["id"] == call["id"]
+    assert [c["kind"] for c in report["cues"]] == ["wait_for_pause"]
+    assert report["scorecard"]["total"] == 9
+    listen = next(i for i in report["scorecard"]["items"] if i["item"] == "listen")
+    assert not listen["met"]  # the agent barged in
+
+
+def test_replay_command_serves_the_recorded_call(call_file, tmp_path):
+    import urllib.request
+
+    path, _ = call_file
+    calmline("analyze", path, "--no-transcribe", "--data-dir", tmp_path)
+    (call,) = Store(tmp_path).calls()
+    port = free_port()
+    replay = subprocess.Popen([sys.executable, "-m", "monitor.cli", "replay", call["id"], "--port", str(port),
+                               "--data-dir", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        assert f"at http://127.0.0.1:{port}/" in replay.stderr.readline()
+        data = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/call.json").read())
+        assert data["call"]["id"] == call["id"]
+    finally:
+        replay.send_signal(signal.SIGINT)
+        replay.wait(timeout=10)
+    assert replay.returncode == 0
+    run = calmline("replay", "nope", "--data-dir", tmp_path)
+    assert run.returncode == 2 and run.stderr.strip() == "calmline: error: no call with id 'nope'"

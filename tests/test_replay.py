@@ -1,0 +1,251 @@
+"""The replay page: a call recorded by `calmline analyze`, served by a real ReplayServer, played in
+Debian's headless chromium. The call has the agent barging in on the customer: a wait_for_pause cue."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import ARTIFACTS, ROOT
+from monitor.cues import PRIORITY
+from monitor.errors import UsageError
+from monitor.replay import LEVELS_FORMAT, ReplayOptions, ReplayServer, call_data, parse_range, serve_replay
+from monitor.store import Store
+from synth import Turn, synth_call, turns_in_sequence, write_call
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """(store, call) for a synthesized call recorded the way a user records one."""
+    base = tmp_path_factory.mktemp("replay")
+    greeting, complaint = turns_in_sequence(
+        ("agent", "Thank you for calling, how can I help you today?"),
+        ("customer", "My order never arrived and I have been waiting for two weeks, it is not okay."))
+    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
+    path = write_call(base / "call.wav", synth_call([greeting, complaint, barge_in], bleed_db=-26))
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "analyze", str(path), "--data-dir", str(base / "data")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    store = Store(base / "data")
+    (call,) = store.calls()
+    yield store, call
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def server(recorded):
+    store, call = recorded
+    srv = serve_replay(store, call["id"][:6], ReplayOptions(port=0))  # an id prefix, as the CLI accepts
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def cue(recorded):
+    store, call = recorded
+    cues = [e for e in store.events(call["id"]) if e["type"] == "cue" and e["kind"] == "wait_for_pause"]
+    assert cues, "the barge-in should have made a wait_for_pause cue"
+    return cues[0]
+
+
+def get(srv: ReplayServer, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """A raw request: the path goes out exactly as written (no client-side normalising of '..')."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        res = conn.getresponse()
+        return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read()
+    finally:
+        conn.close()
+
+
+# --- HTTP --------------------------------------------------------------------------------------
+
+def test_call_json_has_the_call_its_cue_and_compact_levels(server, recorded, cue):
+    store, call = recorded
+    status, headers, body = get(server, "/call.json")
+    assert status == 200 and headers["content-type"] == "application/json"
+    data = json.loads(body)
+    assert data["call"]["id"] == call["id"] and data["call"]["agent"] == call["agent"]
+    assert data["call"]["duration_s"] == pytest.approx(call["duration_s"])
+    events = data["events"]
+    assert events[0]["type"] == "call_start" and events[-1]["type"] == "call_end"
+    assert {"kind": cue["kind"], "text": "Wait for the pause", "t": cue["t"]}.items() <= \
+        next(e for e in events if e["type"] == "cue").items()
+    assert not any(e["type"] == "levels" for e in events)
+    stored = [e for e in store.events(call["id"]) if e["type"] == "levels"]
+    assert data["levels_format"] == LEVELS_FORMAT and len(data["levels"]) == len(stored) > 40
+    first = stored[0]
+    assert data["levels"][0] == [first["t"], round(first["levels"]["agent"], 1), round(first["levels"]["customer"], 1),
+                                 int(first["talking"]["agent"]), int(first["talking"]["customer"])]
+    assert [c["kind"] for c in data["report"]["cues"]] == ["wait_for_pause"]
+    assert data["report"]["parties"]["agent"]["interruptions"] == 1
+    assert len(data["scorecard"]["items"]) == data["scorecard"]["total"] == 9
+    # gzip for browsers that take it
+    status, headers, packed = get(server, "/call.json", {"Accept-Encoding": "gzip, deflate"})
+    assert headers["content-encoding"] == "gzip" and gzip.decompress(packed) == body
+
+
+def test_an_hour_of_levels_stays_compact():
+    levels = [{"v": 1, "type": "levels", "t": round(0.2 * i, 3), "levels": {"agent": -23.456, "customer": -61.2},
+               "talking": {"agent": True, "customer": False}} for i in range(1, 18001)]
+    events = [{"v": 1, "type": "call_start", "t": 0.0, "call_id": "x", "source": "s", "parties": ["agent", "customer"],
+               "started_at": 0.0}, *levels,
+              {"v": 1, "type": "call_end", "t": 3600.0, "parties": {
+                  p: {"talk_level_dbfs": -24.0, "voiced_s": 100.0, "wpm": None} for p in ("agent", "customer")}}]
+    data = call_data({"id": "x", "duration_s": 3600.0}, events)
+    body = json.dumps(data, separators=(",", ":"))
+    assert len(data["levels"]) == 18000 and len(data["events"]) == 2
+    assert len(body) < 600_000 and len(gzip.compress(body.encode())) < 150_000
+    assert len(json.dumps(events)) > 4 * len(body)
+
+
+def test_audio_answers_range_requests(server, recorded):
+    store, call = recorded
+    audio = store.audio_path(call).read_bytes()
+    size = len(audio)
+    status, headers, body = get(server, "/audio.flac", {"Range": "bytes=1000-1999"})
+    assert status == 206 and body == audio[1000:2000]
+    assert headers["content-range"] == f"bytes 1000-1999/{size}" and headers["content-length"] == "1000"
+    assert headers["accept-ranges"] == "bytes" and headers["content-type"] == "audio/flac"
+    status, headers, body = get(server, "/audio.flac", {"Range": f"bytes={size - 100}-"})
+    assert status == 206 and body == audio[-100:] and headers["content-range"] == f"bytes {size - 100}-{size - 1}/{size}"
+    status, _, body = get(server, "/audio.flac", {"Range": "bytes=-64"})
+    assert status == 206 and body == audio[-64:]
+    status, headers, _ = get(server, "/audio.flac", {"Range": f"bytes={size}-"})
+    assert status == 416 and headers["content-range"] == f"bytes */{size}"
+    status, headers, body = get(server, "/audio.flac")
+    assert status == 200 and body == audio and headers["accept-ranges"] == "bytes"
+    assert parse_range("bytes=5-2", 10) is None and parse_range("bytes=0-1,4-5", 10) is None
+    assert parse_range("bytes=2-99", 10) == (2, 9)
+
+
+def test_unknown_paths_404_and_traversal_is_refused(server):
+    status, _, _ = get(server, "/nope")
+    assert status == 404
+    for path in ("/replay.py", "/overlay.js", "/ui/replay.html", "/calls.db", "/audio/"):
+        assert get(server, path)[0] == 404, path
+    for path in ("/../calls.db", "/%2e%2e/calls.db", "/..%2fmonitor%2freplay.py", "/replay.js/../../pyproject.toml",
+                 "/..\\calls.db", "/audio.flac%00"):
+        status, _, body = get(server, path)
+        assert status in (403, 404) and b"SQLite" not in body and b"[project]" not in body, path
+    status, _, body = get(server, "/call.json", {"Host": "attacker.example:80"})  # DNS rebinding
+    assert status == 403
+    status, _, body = get(server, "/", {"Host": f"localhost:{server.port}"})
+    assert status == 200 and b'id="overlay-view"' in body
+
+
+def test_unknown_call_or_taken_port_is_a_usage_error(recorded):
+    store, call = recorded
+    with pytest.raises(UsageError, match="no call with id 'deadbeef'"):
+        ReplayServer(store, "deadbeef", ReplayOptions(port=0))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UsageError) as err:
+            serve_replay(store, call["id"], ReplayOptions(port=port))
+        assert str(err.value) == f"cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_serve_and_stop_leave_the_port_free(recorded):
+    store, call = recorded
+    srv = serve_replay(store, call["id"], ReplayOptions(port=0))
+    port = srv.port
+    assert srv.url == f"http://127.0.0.1:{port}/"
+    assert urllib.request.urlopen(srv.url + "replay.css", timeout=5).status == 200
+    srv.stop()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+
+
+# --- the page, in chromium -----------------------------------------------------------------------
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(server.url)
+    page.wait_for_function("document.body.classList.contains('loaded')")
+    page.wait_for_function("document.getElementById('audio').readyState >= 1", timeout=10_000)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def seek_done(page, t: float) -> float:
+    page.wait_for_function(f"!audio.seeking && Math.abs(audio.currentTime - {t}) < 0.1", timeout=5000)
+    return page.evaluate("audio.currentTime")
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def test_the_page_plays_the_call_and_seeks_to_its_cue(page, recorded, cue):
+    _, call = recorded
+    assert page.evaluate("audio.error") is None
+    assert page.evaluate("PRIORITY") == PRIORITY  # replay.js keeps its own copy, as overlay.js does
+    assert page.evaluate("audio.duration") == pytest.approx(call["duration_s"], abs=0.3)
+    expect(page.locator("#call-id")).to_have_text(call["id"])
+    expect(page.locator("#call-agent")).to_have_text(call["agent"])
+    expect(page.locator("#problem")).to_be_hidden()
+
+    overlay = page.locator("#overlay-view")
+    page.evaluate(f"audio.currentTime = {cue['t'] - 0.5}")
+    seek_done(page, cue["t"] - 0.5)
+    expect(overlay).not_to_contain_text("Wait for the pause")
+    expect(page.locator("#ov-talk-agent")).to_have_class("dot on")  # the agent is talking over the customer
+
+    marker = page.locator(".cue-marker[data-kind='wait_for_pause']")
+    expect(marker).to_have_count(1)
+    assert "Wait for the pause" in marker.get_attribute("title")
+    assert float(marker.get_attribute("data-t")) == pytest.approx(cue["t"])
+    marker.click()
+    assert seek_done(page, cue["t"]) == pytest.approx(cue["t"], abs=0.1)
+    expect(page.locator("#ov-cue")).to_have_text("Wait for the pause")
+    expect(page.locator("#ov-cue")).to_have_attribute("data-kind", "wait_for_pause")
+    expect(page.locator("#ov-share")).to_have_text("100%")  # the customer's spurt had not ended yet
+    playhead = page.locator("#playhead").bounding_box()
+    box = marker.bounding_box()
+    assert abs(playhead["x"] + playhead["width"] / 2 - (box["x"] + box["width"] / 2)) < 3
+    expect(page.locator(".line.current")).to_have_count(2)  # both talking at once
+    expect(page.locator("#scorecard .score-item")).to_have_count(9)
+    screenshot(page, "replay-cue.png")
+
+
+def test_lines_timeline_and_speed_control_the_audio(page, recorded):
+    lines = page.locator("#transcript .line")
+    expect(lines).to_have_count(3)
+    customer = lines.nth(1)
+    expect(customer).to_contain_text("never arrived")
+    start = float(customer.get_attribute("data-start"))
+    customer.click()
+    assert seek_done(page, start) == pytest.approx(start, abs=0.1)
+    expect(customer).to_have_class("line customer current")
+
+    plot = page.locator("#plot")
+    box = plot.bounding_box()
+    duration = page.evaluate("duration")
+    plot.click(position={"x": box["width"] * 0.25, "y": 60})
+    assert seek_done(page, 0.25 * duration) == pytest.approx(0.25 * duration, abs=0.1)
+    expect(page.locator("#ov-cue")).to_have_text("")
+
+    for rate in ("1.5", "0.75", "2"):
+        page.select_option("#speed", rate)
+        assert page.evaluate("audio.playbackRate") == float(rate)
+    page.evaluate("audio.currentTime = audio.duration")
+    page.wait_for_function("!audio.seeking")
+    expect(page.locator("#ov-cue-box")).to_have_attribute("data-idle", "Call ended")

@@ -1,0 +1,522 @@
+"use strict";
+/* calmline replay: one recorded call, from /call.json and /audio.flac (see monitor/replay.py).
+   Everything follows the audio's current time: the playhead, the line being spoken and "the overlay
+   as it was", recomputed from the events with t <= currentTime as overlay.js would have shown them. */
+
+// Most important first, as monitor/cues.py PRIORITY: the overlay shows one cue at a time.
+const PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", "slow_down",
+                  "let_them_talk", "pause_first", "dead_air"];
+const PARTIES = ["agent", "customer"];
+const NAMES = { agent: "Agent", customer: "Customer" };
+const CUE_S = 8;             // how long the overlay keeps a cue up (overlay.js CUE_S)
+const FADE_S = 1;            // its last second, fading
+const OVERLAY_LINES = 3;     // transcript lines on the overlay (overlay.js TRANSCRIPT_LINES)
+const FLOOR_DB = -60;        // meters and the timeline show -60..0 dBFS
+// Timeline geometry in CSS pixels (replay.css #plot and .gutter agree).
+const CUE_ROW = 22;
+const LANE = { agent: [26, 52], customer: [82, 52] };  // [top, height]
+const AXIS_TOP = 138;
+const COLORS = { agent: "#7fb4e0", customer: "#c3a6e0", overlap: "#e0b36f", lane: "#1d232a",
+                 grid: "#2a323b", text: "#8d98a3" };
+
+const $ = (id) => document.getElementById(id);
+const audio = $("audio");
+const ui = {
+  plot: $("plot"), canvas: $("timeline-canvas"), markers: $("markers"), playhead: $("playhead"),
+  clock: $("clock"), speed: $("speed"), problem: $("problem"), transcript: $("transcript"),
+  ovTime: $("overlay-time"), ovView: $("overlay-view"), ovCueBox: $("ov-cue-box"), ovCue: $("ov-cue"),
+  ovShare: $("ov-share"), ovTranscript: $("ov-transcript"), meter: {}, talk: {}, pace: {},
+};
+for (const p of PARTIES) {
+  ui.meter[p] = $(`ov-meter-${p}`);
+  ui.talk[p] = $(`ov-talk-${p}`);
+  ui.pace[p] = $(`ov-pace-${p}`);
+}
+
+let data = null;     // /call.json
+let duration = 0;    // seconds the timeline spans
+let timed = [];      // events other than levels, by t (ties in arrival order)
+let levels = [];     // [[t, agent_dbfs, customer_dbfs, agent_talking, customer_talking], ...]
+let lines = [];      // the final transcript: {party, start, end, text, el}
+let shown = { t: -1, speaking: "", overlay: "", lines: "" };
+
+// ---- small helpers ----
+
+function clock(t, tenths = false) {
+  t = Math.max(0, Number(t) || 0);
+  if (tenths) t = Math.floor(t * 10) / 10;
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = t % 60;
+  const ss = tenths ? s.toFixed(1).padStart(4, "0") : String(Math.floor(s)).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function rank(kind) {
+  const i = PRIORITY.indexOf(kind);
+  return i < 0 ? PRIORITY.length : i;
+}
+
+function problem(text) {
+  ui.problem.textContent = ui.problem.textContent ? `${ui.problem.textContent} ${text}` : text;
+  ui.problem.hidden = false;
+}
+
+function seek(t) {
+  t = Math.min(Math.max(0, t), duration || t);
+  audio.currentTime = t;
+  show(t, true);
+}
+
+// ---- loading ----
+
+async function load() {
+  try {
+    const res = await fetch("call.json", { cache: "no-store" });
+    if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
+    data = await res.json();
+  } catch (err) {
+    problem(`Could not load the call: ${err.message}`);
+    return;
+  }
+  const events = (data.events || []).filter((ev) => ev && typeof ev.t === "number");
+  timed = events.slice().sort((a, b) => a.t - b.t);  // a stable sort keeps arrival order for equal t
+  levels = data.levels || [];
+  duration = callDuration();
+  renderHeader(data.call || {}, events);
+  buildTranscript(events);
+  renderSummary(data.report);
+  renderScorecard(data.scorecard);
+  drawTimeline();
+  new ResizeObserver(drawTimeline).observe(ui.plot);
+  document.body.classList.add("loaded");
+  show(audio.currentTime, true);
+}
+
+function callDuration() {
+  const lastLevel = levels.length ? levels[levels.length - 1][0] : 0;
+  const audioS = Number.isFinite(audio.duration) ? audio.duration : 0;
+  return Math.max((data.call && data.call.duration_s) || 0, (data.report && data.report.duration_s) || 0,
+                  lastLevel, audioS, 0.1);
+}
+
+function renderHeader(call, events) {
+  setText($("call-id"), call.id || "?");
+  setText($("call-agent"), call.agent || "–");
+  if (call.started_at) {
+    const when = new Date(call.started_at * 1000);
+    setText($("call-start"), when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }));
+    $("call-start").title = when.toISOString();
+  }
+  setText($("call-duration"), clock(duration));
+  document.title = `Call ${call.id || ""} – calmline replay`;
+  const status = $("call-status");
+  if (call.status && call.status !== "ended") {
+    status.textContent = call.status === "recording" ? "still being recorded: reload for more"
+      : call.status === "interrupted" ? "the monitor stopped mid-call" : call.status;
+    status.dataset.status = call.status;
+    status.hidden = false;
+  }
+  for (const ev of events) {
+    if (ev.type === "store" && ev.message) problem(`At ${clock(ev.t)}: ${ev.message}.`);
+  }
+}
+
+// ---- transcript: final lines only; a final replaces the same party's earlier finals starting at or after it ----
+
+function finalLines(events) {
+  let kept = [];
+  for (const ev of events) {  // arrival order, as the overlay and monitor/report.py read them
+    if (ev.type !== "transcript" || ev.final === false || !(ev.party in NAMES)) continue;
+    kept = kept.filter((x) => x.party !== ev.party || x.start < ev.start);
+    kept.push(ev);
+  }
+  return kept.filter((x) => x.text && x.text.trim()).sort((a, b) => a.start - b.start);
+}
+
+function buildTranscript(events) {
+  lines = finalLines(events).map((ev) => {
+    const line = { party: ev.party, start: ev.start, end: Math.max(ev.end, ev.start), text: ev.text.trim() };
+    line.el = el("p", {
+      className: `line ${ev.party}`, tabIndex: 0, role: "button",
+      title: `Play from ${clock(ev.start, true)}`, dataset: { start: String(ev.start), end: String(ev.end) },
+    }, el("time", {}, clock(ev.start)), el("span", { className: "who" }, NAMES[ev.party]),
+       el("span", { className: "text" }, line.text));
+    line.el.addEventListener("click", () => seek(line.start));
+    line.el.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        seek(line.start);
+      }
+    });
+    return line;
+  });
+  ui.transcript.replaceChildren(...lines.map((l) => l.el));
+  if (!lines.length) ui.transcript.append(el("p", { className: "empty" }, "No transcript for this call."));
+}
+
+function highlightLines(t, follow) {
+  // Lines being spoken at t are highlighted (two at once while both talk); the last line begun by t is
+  // kept in view, so a seek into a pause still brings the transcript to that point of the call.
+  const speaking = lines.filter((l) => l.start <= t && t < l.end);
+  let anchor = null;
+  for (const l of lines) {
+    if (l.start > t) break;
+    anchor = l;
+  }
+  const key = `${speaking.map((l) => l.start).join()}|${anchor ? anchor.start : ""}`;
+  if (key === shown.speaking) return;
+  shown.speaking = key;
+  for (const l of lines) l.el.classList.toggle("current", speaking.includes(l));
+  if (follow) keepInView((speaking[0] || anchor || lines[0] || {}).el);
+}
+
+function keepInView(node) {
+  const box = ui.transcript;
+  if (!node) return;
+  const top = node.offsetTop;
+  if (top < box.scrollTop || top + node.offsetHeight > box.scrollTop + box.clientHeight) {
+    const target = Math.max(0, top - box.clientHeight / 3);
+    const far = Math.abs(target - box.scrollTop) > 2 * box.clientHeight;
+    box.scrollTo({ top: target, behavior: far ? "auto" : "smooth" });
+  }
+}
+
+// ---- the timeline: loudness, talk spurts, overlaps on a canvas; markers as elements ----
+
+function x(t, width) {
+  return (t / duration) * width;
+}
+
+function drawTimeline() {
+  if (!data) return;
+  const width = ui.plot.clientWidth;
+  const height = ui.plot.clientHeight;
+  const ratio = window.devicePixelRatio || 1;
+  ui.canvas.width = Math.round(width * ratio);
+  ui.canvas.height = Math.round(height * ratio);
+  const g = ui.canvas.getContext("2d");
+  g.setTransform(ratio, 0, 0, ratio, 0, 0);
+  g.clearRect(0, 0, width, height);
+
+  const spurts = timed.filter((e) => e.type === "talk_end" && e.party in LANE && typeof e.start === "number");
+  for (const p of PARTIES) {
+    g.fillStyle = COLORS.lane;
+    g.fillRect(0, LANE[p][0], width, LANE[p][1]);
+  }
+  drawAxis(g, width);
+  for (const p of PARTIES) {
+    const [top, h] = LANE[p];
+    g.globalAlpha = 0.22;  // talk spurts: a band across the lane
+    g.fillStyle = COLORS[p];
+    for (const s of spurts.filter((e) => e.party === p)) {
+      const a = x(s.start, width);
+      g.fillRect(a, top, Math.max(1, x(s.t, width) - a), h);
+    }
+    g.globalAlpha = 1;
+  }
+  g.fillStyle = COLORS.overlap;  // both talking: shaded across both lanes
+  g.globalAlpha = 0.28;
+  const spanTop = LANE.agent[0];
+  const spanBottom = LANE.customer[0] + LANE.customer[1];
+  for (const o of timed.filter((e) => e.type === "overlap" && typeof e.end === "number")) {
+    const a = x(o.t, width);
+    g.fillRect(a, spanTop, Math.max(2, x(o.end, width) - a), spanBottom - spanTop);
+  }
+  g.globalAlpha = 1;
+  drawLoudness(g, width);
+  placeMarkers(width);
+}
+
+function drawLoudness(g, width) {
+  // Each level covers the 0.2 s before its t; a pixel column shows the loudest level that touches it.
+  const columns = Math.ceil(width);
+  for (const [i, p] of PARTIES.entries()) {
+    const peak = new Float32Array(columns).fill(FLOOR_DB);
+    for (const row of levels) {
+      const db = row[1 + i];
+      if (typeof db !== "number" || db <= FLOOR_DB) continue;
+      const a = Math.max(0, Math.floor(x(row[0] - 0.2, width)));
+      const b = Math.min(columns, Math.max(a + 1, Math.ceil(x(row[0], width))));
+      for (let c = a; c < b; c++) if (db > peak[c]) peak[c] = db;
+    }
+    const [top, h] = LANE[p];
+    const mid = top + h / 2;
+    g.fillStyle = COLORS[p];
+    g.globalAlpha = 0.9;
+    for (let c = 0; c < columns; c++) {
+      if (peak[c] <= FLOOR_DB) continue;
+      const half = Math.max(0.5, ((Math.min(0, peak[c]) - FLOOR_DB) / -FLOOR_DB) * (h / 2 - 3));
+      g.fillRect(c, mid - half, 1, 2 * half);
+    }
+    g.globalAlpha = 1;
+  }
+}
+
+function drawAxis(g, width) {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+  const step = steps.find((s) => (duration / s) * 70 <= width) || 3600;
+  g.font = "11px system-ui, sans-serif";
+  g.textBaseline = "top";
+  for (let t = 0; t <= duration + 1e-6; t += step) {
+    const px = Math.round(x(t, width)) + 0.5;
+    g.fillStyle = COLORS.grid;
+    g.fillRect(px - 0.5, CUE_ROW, 1, AXIS_TOP - CUE_ROW);
+    g.fillStyle = COLORS.text;
+    const label = clock(t);
+    const w = g.measureText(label).width;
+    g.fillText(label, Math.min(Math.max(0, px - w / 2), width - w), AXIS_TOP + 2);
+  }
+}
+
+function placeMarkers(width) {
+  const pct = (t) => `${(100 * Math.min(Math.max(t, 0), duration)) / duration}%`;
+  const nodes = [];
+  for (const ev of timed.filter((e) => e.type === "interruption" && e.by in LANE)) {
+    const other = ev.by === "agent" ? "customer" : "agent";
+    const over = typeof ev.overlap_s === "number" ? ` (${ev.overlap_s.toFixed(1)} s over them)` : "";
+    const node = el("button", {
+      type: "button", className: "interruption-marker", dataset: { t: String(ev.t), by: ev.by },
+      title: `${clock(ev.t, true)} ${NAMES[ev.by]} interrupted the ${other}${over}`,
+      "aria-label": `${NAMES[ev.by]} interrupted the ${other} at ${clock(ev.t)}`,
+    });
+    node.style.left = pct(ev.t);
+    node.style.top = `${LANE[ev.by][0]}px`;
+    nodes.push(node);
+  }
+  for (const ev of timed.filter((e) => e.type === "cue")) {
+    const text = ev.text || ev.kind;
+    const node = el("button", {
+      type: "button", className: "cue-marker", dataset: { t: String(ev.t), kind: ev.kind || "" },
+      title: `${clock(ev.t, true)} ${text}${ev.reason ? ` – ${ev.reason}` : ""}`,
+      "aria-label": `Cue at ${clock(ev.t)}: ${text}`,
+    });
+    node.style.left = pct(ev.t);
+    nodes.push(node);
+  }
+  for (const node of nodes) {
+    node.addEventListener("click", (e) => {
+      e.stopPropagation();
+      seek(Number(node.dataset.t));
+    });
+  }
+  ui.markers.replaceChildren(...nodes);
+  ui.plot.setAttribute("aria-valuemax", String(Math.round(duration)));
+}
+
+ui.plot.addEventListener("click", (e) => {
+  if (!data) return;
+  const box = ui.plot.getBoundingClientRect();
+  seek(((e.clientX - box.left) / box.width) * duration);
+});
+
+ui.plot.addEventListener("keydown", (e) => {
+  const moves = { ArrowLeft: -5, ArrowRight: 5, PageDown: -30, PageUp: 30 };
+  if (e.key in moves) seek(audio.currentTime + moves[e.key]);
+  else if (e.key === "Home") seek(0);
+  else if (e.key === "End") seek(duration);
+  else if (e.key === " ") audio.paused ? audio.play() : audio.pause();
+  else return;
+  e.preventDefault();
+});
+
+// ---- the overlay as it was at time t ----
+
+function levelAt(t) {
+  let lo = 0;
+  let hi = levels.length - 1;
+  if (hi < 0 || levels[0][0] > t) return null;
+  while (lo < hi) {  // the last level with levels[i][0] <= t
+    const mid = (lo + hi + 1) >> 1;
+    if (levels[mid][0] <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return levels[lo];
+}
+
+function overlayAt(t) {
+  const st = { cues: new Map(), talk: { agent: 0, customer: 0 }, finals: [], interim: {},
+               wpm: { agent: null, customer: null }, ended: false };
+  for (const ev of timed) {
+    if (ev.t > t) break;
+    switch (ev.type) {
+      case "cue":  // a newer cue of the same kind replaces the older one and restarts its time
+        st.cues.set(ev.kind, ev);
+        break;
+      case "pace":
+        for (const p of PARTIES) if (ev.wpm && p in ev.wpm) st.wpm[p] = ev.wpm[p];
+        break;
+      case "talk_end":
+        if (ev.party in st.talk && typeof ev.start === "number") st.talk[ev.party] += Math.max(0, ev.t - ev.start);
+        break;
+      case "transcript":
+        if (ev.final === false) {
+          st.interim[ev.party] = ev;
+        } else {
+          delete st.interim[ev.party];
+          const kept = st.finals.filter((f) => f.party !== ev.party || f.start < ev.start);
+          st.finals = ev.text && ev.text.trim() ? [...kept, ev] : kept;
+        }
+        break;
+      case "call_end":
+        st.ended = true;
+        st.cues.clear();
+        break;
+      default:
+    }
+  }
+  st.cue = null;
+  for (const cue of st.cues.values()) {
+    if (t - cue.t < CUE_S && (!st.cue || rank(cue.kind) < rank(st.cue.kind))) st.cue = cue;
+  }
+  st.level = st.ended ? null : levelAt(t);
+  st.lines = [...st.finals, ...Object.values(st.interim)].slice(-OVERLAY_LINES);
+  return st;
+}
+
+function renderOverlay(t) {
+  const st = overlayAt(t);
+  setText(ui.ovTime, clock(t));
+  ui.ovView.classList.toggle("ended", st.ended);
+  ui.ovCueBox.dataset.idle = st.ended ? "Call ended" : "No cue";
+  const cue = st.cue;
+  setText(ui.ovCue, cue ? cue.text || cue.kind : "");
+  ui.ovCue.dataset.kind = cue ? cue.kind : "";
+  ui.ovCue.classList.toggle("show", Boolean(cue));
+  ui.ovCue.classList.toggle("fading", Boolean(cue) && t - cue.t > CUE_S - FADE_S);
+  ui.ovCue.title = cue && cue.reason ? `${clock(cue.t, true)}: ${cue.reason}` : "";
+  for (const [i, p] of PARTIES.entries()) {
+    const raw = st.level ? st.level[1 + i] : null;
+    const db = typeof raw === "number" ? Math.min(0, Math.max(FLOOR_DB, raw)) : FLOOR_DB;
+    ui.meter[p].firstElementChild.style.width = `${((db - FLOOR_DB) / -FLOOR_DB) * 100}%`;
+    ui.meter[p].setAttribute("aria-valuenow", String(Math.round(db)));
+    ui.talk[p].classList.toggle("on", Boolean(st.level && st.level[3 + i]));
+    const wpm = st.wpm[p];
+    setText(ui.pace[p], typeof wpm === "number" ? String(Math.round(wpm)) : "–");
+  }
+  const total = st.talk.agent + st.talk.customer;
+  setText(ui.ovShare, total > 0 ? `${Math.round((100 * st.talk.agent) / total)}%` : "–");
+  const key = st.lines.map((l) => `${l.party}|${l.start}|${l.t}`).join("\n");
+  if (key !== shown.lines) {
+    shown.lines = key;
+    ui.ovTranscript.replaceChildren(...st.lines.map((l) =>
+      el("p", { className: `${l.party}${l.final === false ? " interim" : ""}` }, l.text || "")));
+  }
+}
+
+// ---- following the audio ----
+
+function show(t, force = false) {
+  if (!data || (!force && t === shown.t)) return;
+  shown.t = t;
+  ui.playhead.style.left = `${(100 * Math.min(Math.max(t, 0), duration)) / duration}%`;
+  setText(ui.clock, `${clock(t, true)} / ${clock(duration)}`);
+  ui.plot.setAttribute("aria-valuenow", String(Math.round(t)));
+  ui.plot.setAttribute("aria-valuetext", clock(t));
+  highlightLines(t, !audio.paused || force);
+  renderOverlay(t);
+}
+
+let following = false;
+
+function follow() {
+  show(audio.currentTime);
+  if (audio.paused || audio.ended) {
+    following = false;
+    return;
+  }
+  requestAnimationFrame(follow);
+}
+
+audio.addEventListener("play", () => {
+  if (!following) {
+    following = true;
+    requestAnimationFrame(follow);
+  }
+});
+for (const kind of ["timeupdate", "pause", "ended"]) audio.addEventListener(kind, () => show(audio.currentTime));
+for (const kind of ["seeking", "seeked"]) audio.addEventListener(kind, () => show(audio.currentTime, true));
+audio.addEventListener("loadedmetadata", () => {
+  if (data && Number.isFinite(audio.duration) && audio.duration > duration + 0.05) {
+    duration = callDuration();
+    setText($("call-duration"), clock(duration));
+    drawTimeline();
+    show(audio.currentTime, true);
+  }
+});
+audio.addEventListener("error", () => {
+  const codes = { 1: "loading was aborted", 2: "a network error", 3: "it could not be decoded",
+                  4: "the format is not supported or there is no recording" };
+  const code = audio.error ? audio.error.code : 0;
+  problem(`The recording cannot be played: ${codes[code] || "unknown error"}.`);
+});
+
+// ---- playback speed ----
+
+ui.speed.addEventListener("change", () => {
+  const rate = Number(ui.speed.value) || 1;
+  audio.playbackRate = rate;
+  audio.defaultPlaybackRate = rate;  // kept if the media reloads
+});
+audio.addEventListener("ratechange", () => {
+  const option = [...ui.speed.options].find((o) => Number(o.value) === audio.playbackRate);
+  if (option) ui.speed.value = option.value;
+});
+
+// ---- summary and scorecard ----
+
+function renderSummary(report) {
+  if (!report || !report.parties) return;
+  const total = PARTIES.reduce((sum, p) => sum + ((report.parties[p] || {}).talk_s || 0), 0);
+  const rows = PARTIES.filter((p) => report.parties[p]).map((p) => {
+    const r = report.parties[p];
+    const share = total > 0 ? ` (${Math.round((100 * r.talk_s) / total)}%)` : "";
+    return el("tr", { className: p },
+      el("th", { scope: "row" }, NAMES[p]),
+      el("td", {}, `${r.talk_s < 60 ? `${r.talk_s.toFixed(1)} s` : clock(r.talk_s)}${share}`),
+      el("td", {}, r.loudness_dbfs == null ? "–" : `${r.loudness_dbfs.toFixed(1)} dBFS`),
+      el("td", {}, r.wpm == null ? "–" : `${Math.round(r.wpm)} wpm`),
+      el("td", {}, String(r.interruptions)));
+  });
+  $("summary").tBodies[0].replaceChildren(...rows);
+  const n = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+  setText($("summary-counts"), [clock(report.duration_s), n((report.overlaps || []).length, "overlap"),
+                                n((report.interruptions || []).length, "interruption"),
+                                n((report.cues || []).length, "cue")].join(" · "));
+}
+
+function renderScorecard(card) {
+  if (!card || !Array.isArray(card.items)) return;
+  setText($("scorecard-total"), `${card.met} of ${card.total} met`);
+  $("scorecard").replaceChildren(...card.items.map((item) => {
+    const children = [el("span", { className: "mark" }, item.met ? "met" : "missed"),
+                      el("strong", {}, item.title || item.item)];
+    if (typeof item.t === "number") {
+      const go = el("button", { type: "button", className: "seek", title: `Play from ${clock(item.t, true)}` },
+                    clock(item.t));
+      go.addEventListener("click", () => seek(item.t));
+      children.push(go);
+    }
+    children.push(el("p", { className: "evidence" }, item.evidence || ""));
+    return el("li", { className: `score-item ${item.met ? "met" : "missed"}`, dataset: { item: item.item } },
+              ...children);
+  }));
+  $("scorecard-pane").hidden = false;
+}
+
+load();
