@@ -104,6 +104,25 @@ class AcknowledgeConfig:
 
 
 @dataclass
+class LetThemTalkConfig:
+    enabled: bool = True
+    window_s: float = 60.0
+    share: float = 0.65
+    min_talk_s: float = 20.0
+    upset_within_s: float = 120.0
+    cooldown_s: float = 60.0
+
+
+@dataclass
+class PauseFirstConfig:
+    enabled: bool = True
+    gap_s: float = 0.15
+    count: int = 3
+    within_s: float = 60.0
+    cooldown_s: float = 60.0
+
+
+@dataclass
 class CuesConfig:
     wait_for_pause: WaitForPauseConfig = field(default_factory=WaitForPauseConfig)
     speak_softly: SpeakSoftlyConfig = field(default_factory=SpeakSoftlyConfig)
@@ -111,6 +130,8 @@ class CuesConfig:
     slow_down: SlowDownConfig = field(default_factory=SlowDownConfig)
     own_the_problem: OwnTheProblemConfig = field(default_factory=OwnTheProblemConfig)
     acknowledge: AcknowledgeConfig = field(default_factory=AcknowledgeConfig)
+    let_them_talk: LetThemTalkConfig = field(default_factory=LetThemTalkConfig)
+    pause_first: PauseFirstConfig = field(default_factory=PauseFirstConfig)
 
 
 @dataclass

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from .config import CuesConfig
 import re
+from collections import deque
 
-from .events import Cue, Interruption, Pace, Transcript
+from .events import Cue, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
 
 TEXTS = {
     "wait_for_pause": "Wait for the pause",
@@ -147,6 +148,29 @@ class OwnTheProblem(Rule):
         return None
 
 
+class Frustration:
+    """Notices the customer sounding frustrated: their voice `rise_db` over their own level for
+    `hold_s`, or a frustration word in their final transcript. Shared by the rules that care."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self._held = 0.0
+
+    def step(self, pipeline, events: list) -> tuple[float, str] | None:
+        """(when, why) if the customer sounded frustrated in this tick."""
+        for line in finals(events, "customer"):
+            word = find_phrase(line.text, self.cfg.frustration)
+            if word:
+                return line.end, f'customer said "{word}"'
+        customer = pipeline.parties["customer"]
+        rise = customer.rise_db if customer.voiced and customer.baseline_s >= 4.0 else None
+        self._held = self._held + pipeline.frame_s if rise is not None and rise >= self.cfg.rise_db else 0.0
+        if self._held >= self.cfg.hold_s:
+            self._held = 0.0
+            return pipeline.now, f"customer's voice {rise:+.0f} dB over their level"
+        return None
+
+
 class Acknowledge(Rule):
     """The customer sounds frustrated and the agent has not acknowledged it within `within_s`."""
 
@@ -154,16 +178,14 @@ class Acknowledge(Rule):
 
     def __init__(self, cfg):
         super().__init__(cfg)
+        self.frustration = Frustration(cfg)
         self._since: float | None = None
         self._why = ""
-        self._held = 0.0
 
     def check(self, now, pipeline, events):
-        for line in finals(events, "customer"):
-            word = find_phrase(line.text, self.cfg.frustration)
-            if word and self._since is None:
-                self._since, self._why = line.end, f'customer said "{word}"'
-        self._raised(pipeline)
+        seen = self.frustration.step(pipeline, events)
+        if seen and self._since is None:
+            self._since, self._why = seen
         if self._since is not None and any(find_phrase(e.text, self.cfg.acknowledgements)
                                            for e in finals(events, "agent") if e.end > self._since - 1.0):
             self._since = None
@@ -172,15 +194,70 @@ class Acknowledge(Rule):
         self._since = None
         return self._why + f", no acknowledgement for {self.cfg.within_s:.0f} s"
 
-    def _raised(self, pipeline) -> None:
-        customer = pipeline.parties["customer"]
-        rise = customer.rise_db if customer.voiced and customer.baseline_s >= 4.0 else None
-        self._held = self._held + pipeline.frame_s if rise is not None and rise >= self.cfg.rise_db else 0.0
-        if self._held >= self.cfg.hold_s and self._since is None:
-            self._since, self._why = pipeline.now, f"customer's voice {rise:+.0f} dB over their level"
+
+class LetThemTalk(Rule):
+    """The agent holds most of the talk over the last `window_s` while the customer is upset."""
+
+    kind = "let_them_talk"
+
+    def __init__(self, cfg, frustration_cfg):
+        super().__init__(cfg)
+        self.frustration = Frustration(frustration_cfg)
+        self._upset_at: float | None = None
+        self._spurts = {"agent": deque(), "customer": deque()}
+
+    def check(self, now, pipeline, events):
+        seen = self.frustration.step(pipeline, events)
+        if seen:
+            self._upset_at = seen[0]
+        for e in events:
+            if isinstance(e, TalkEnd):
+                self._spurts[e.party].append((e.start, e.t))
+        if self._upset_at is None or now - self._upset_at > self.cfg.upset_within_s:
+            return None
+        talk = {p: self._talk(p, pipeline.parties[p], now) for p in self._spurts}
+        total = sum(talk.values())
+        if talk["agent"] < self.cfg.min_talk_s or talk["agent"] < self.cfg.share * total:
+            return None
+        return f"agent {100 * talk['agent'] / total:.0f}% of the talk in the last {self.cfg.window_s:.0f} s"
+
+    def _talk(self, name: str, party, now: float) -> float:
+        start = now - self.cfg.window_s
+        spurts = self._spurts[name]
+        while spurts and spurts[0][1] < start:
+            spurts.popleft()
+        open_spurt = [(party.spurt_start, now)] if party.talking else []
+        return sum(min(b, now) - max(a, start) for a, b in list(spurts) + open_spurt if b > start)
+
+
+class PauseFirst(Rule):
+    """The agent keeps answering within `gap_s` of the customer finishing (or just before: a short
+    overlap at a turn switch), `count` times in `within_s`."""
+
+    kind = "pause_first"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._quick: deque[float] = deque()
+
+    def check(self, now, pipeline, events):
+        turn_switch = pipeline.config.conversation.min_overlap_s  # shorter overlaps are turn switches
+        for e in events:
+            gap = e.end - e.t if isinstance(e, Silence) and (e.before, e.after) == ("customer", "agent") else None
+            if isinstance(e, Overlap) and e.by == "agent" and e.end - e.t < turn_switch:
+                gap = e.t - e.end  # the agent began just before the customer's last sound
+            if gap is not None and gap < self.cfg.gap_s:
+                self._quick.append(e.end)
+        while self._quick and now - self._quick[0] > self.cfg.within_s:
+            self._quick.popleft()
+        if len(self._quick) < self.cfg.count:
+            return None
+        self._quick.clear()
+        return f"agent answered within {1000 * self.cfg.gap_s:.0f} ms {self.cfg.count} times in {self.cfg.within_s:.0f} s"
 
 
 def build_rules(cfg: CuesConfig) -> list[Rule]:
     rules = [WaitForPause(cfg.wait_for_pause), SpeakSoftly(cfg.speak_softly), DeadAir(cfg.dead_air),
-             SlowDown(cfg.slow_down), OwnTheProblem(cfg.own_the_problem), Acknowledge(cfg.acknowledge)]
+             SlowDown(cfg.slow_down), OwnTheProblem(cfg.own_the_problem), Acknowledge(cfg.acknowledge),
+             LetThemTalk(cfg.let_them_talk, cfg.acknowledge), PauseFirst(cfg.pause_first)]
     return [rule for rule in rules if rule.cfg.enabled]

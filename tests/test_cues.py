@@ -60,3 +60,49 @@ def test_dead_air_once_per_silence():
     assert rule.step(40.0, s, []) is None  # the same silence does not nag
     s.conversation.silence_start = 50.0
     assert rule.step(55.5, s, []) is not None
+
+
+def party(talking=False, spurt_start=None, voiced=False, rise_db=None, baseline_s=10.0):
+    return SimpleNamespace(talking=talking, spurt_start=spurt_start, voiced=voiced, rise_db=rise_db,
+                           baseline_s=baseline_s)
+
+
+def call_state(agent, customer, now):
+    from monitor.config import Config
+
+    return SimpleNamespace(parties={"agent": agent, "customer": customer}, frame_s=0.032, now=now, config=Config())
+
+
+def test_let_them_talk_when_the_agent_holds_the_floor_over_an_upset_customer():
+    from monitor.cues import LetThemTalk
+    from monitor.events import TalkEnd, Transcript
+
+    upset = Transcript(t=5.0, party="customer", start=1.0, end=4.0, text="This is ridiculous!", final=True)
+    spurts = [TalkEnd(t=4.0, party="customer", start=1.0)] + [TalkEnd(t=10.0 + 10 * i + 8, party="agent",
+                                                                       start=10.0 + 10 * i) for i in range(4)]
+    rule = LetThemTalk(CFG.let_them_talk, CFG.acknowledge)
+    quiet = call_state(party(), party(), 0)
+    assert rule.step(5.0, quiet, [upset, spurts[0]]) is None
+    cues = [rule.step(e.t, call_state(party(), party(), e.t), [e]) for e in spurts[1:]]
+    assert [c.kind for c in cues if c] == ["let_them_talk"]  # 32 of 35 s in the last minute are the agent's
+
+    calm = LetThemTalk(CFG.let_them_talk, CFG.acknowledge)  # the same monologue without frustration
+    assert all(calm.step(e.t, call_state(party(), party(), e.t), [e]) is None for e in spurts)
+
+
+def test_pause_first_after_three_quick_answers_in_a_minute():
+    from monitor.cues import PauseFirst
+    from monitor.events import Silence
+
+    rule = PauseFirst(CFG.pause_first)
+    quick = [Silence(t=t, end=t + 0.05, before="customer", after="agent") for t in (10.0, 20.0, 30.0)]
+    slow = Silence(t=15.0, end=15.6, before="customer", after="agent")
+    state_ = call_state(party(), party(), 0)
+    assert rule.step(10.1, state_, [quick[0]]) is None
+    assert rule.step(15.6, state_, [slow]) is None
+    assert rule.step(20.1, state_, [quick[1]]) is None
+    cue = rule.step(30.1, state_, [quick[2]])
+    assert cue.kind == "pause_first" and cue.text == "Pause before answering"
+    spread = PauseFirst(CFG.pause_first)
+    assert all(spread.step(e.end + 50 * i, state_, [Silence(t=e.t + 50 * i, end=e.end + 50 * i, before="customer",
+                                                             after="agent")]) is None for i, e in enumerate(quick))

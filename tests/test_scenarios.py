@@ -103,3 +103,14 @@ def test_calm_polite_call_gets_no_cue():
     events = analyse(turns, bleed_db=-28, noise_dbfs=-60)
     assert cues(events) == []
     assert of_type(events, "interruption") == [] and of_type(events, "overlap") == []
+
+
+def test_answering_on_the_customers_last_syllable_three_times_gets_pause_first():
+    lines = [("customer", "I need to change the address on my order."), ("agent", "Sure, what is the new address?"),
+             ("customer", "It is twelve Main Street."), ("agent", "Got it, anything else?"),
+             ("customer", "And the phone number too."), ("agent", "No problem, what is it?"),
+             ("customer", "Five five five, one two three four."), ("agent", "Done, thanks.")]
+    quick = turns_in_sequence(*lines, gap=0.05)
+    assert [k for k, _ in cues(analyse(quick, bleed_db=-28))] == ["pause_first"]
+    patient = turns_in_sequence(*lines, gap=0.7)
+    assert cues(analyse(patient, bleed_db=-28)) == []
