@@ -203,3 +203,20 @@ def test_replay_command_serves_the_recorded_call(call_file, tmp_path):
     assert replay.returncode == 0
     run = calmline("replay", "nope", "--data-dir", tmp_path)
     assert run.returncode == 2 and run.stderr.strip() == "calmline: error: no call with id 'nope'"
+
+
+def test_a_damaged_audio_file_harms_neither_the_report_nor_the_replay_data(call_file, tmp_path):
+    import urllib.request
+
+    from monitor.replay import ReplayOptions, serve_replay
+
+    path, _ = call_file
+    calmline("analyze", path, "--no-transcribe", "--data-dir", tmp_path)
+    store = Store(tmp_path)
+    (call,) = store.calls()
+    store.audio_path(call).write_bytes(b"fLaC" + os.urandom(2000))
+    run = calmline("report", call["id"], "--json", "--data-dir", tmp_path)
+    assert run.returncode == 0 and json.loads(run.stdout)["cues"]
+    with serve_replay(Store(tmp_path), call["id"], ReplayOptions(port=0)) as server:
+        data = json.loads(urllib.request.urlopen(server.url + "call.json").read())
+    assert data["call"]["id"] == call["id"] and Store(tmp_path).call(call["id"])["status"] == "ended"
