@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
@@ -72,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(handler=cmd_devices)
 
+    hub = sub.add_parser("hub", help="run the supervisors' hub (the floor page and every monitor's calls)")
+    hub.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    hub.add_argument("--port", type=int, help="port to listen on (default 8766)")
+    hub.add_argument("--redis", metavar="URL", help="share the floor with other hubs through Redis")
+    hub.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
+    hub.set_defaults(handler=cmd_hub)
+
+    hash_pw = sub.add_parser("hash-password", help="make a salted password hash for [hub.supervisors]")
+    hash_pw.set_defaults(handler=cmd_hash_password)
+
     calls = sub.add_parser("calls", help="list recorded calls")
     calls.add_argument("--json", action="store_true")
     calls.set_defaults(handler=cmd_calls)
@@ -102,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _live_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub", metavar="URL", help="publish this call to the supervisors' hub (or [hub] url)")
+    parser.add_argument("--token", metavar="T", help="this agent's token for the hub (or [hub] token)")
     parser.add_argument("--host", help="address to serve the overlay on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to serve the overlay on (default 8765)")
     parser.add_argument("--events", metavar="FILE", help="also write every event as JSON Lines to FILE")
@@ -155,13 +168,14 @@ def cmd_demo(args) -> int:
     """Replay a call file in real time through exactly the live path: same pipeline, server and overlay."""
     config = load_config(args.config)
     channels, source = open_call(args, config, default=DEMO_CALL)
-    server = _serve(args, config)
+    hub = _publisher(args, config)
+    publish = _publishers(_serve(args, config), hub)
     stop = Stop.on_signals()
     try:
         while True:
             pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
             started_at = time.time()
-            sink = Collect(_open_out(args.events), server.publish, _recorder(args, config, pipeline, started_at))
+            sink = Collect(_open_out(args.events), publish, _recorder(args, config, pipeline, started_at))
             run_call(paced(array_frames(channels), SAMPLE_RATE), pipeline, sink, stop, started_at=started_at)
             sink.close()
             if not args.loop or stop.flag.is_set():
@@ -170,7 +184,7 @@ def cmd_demo(args) -> int:
         if args.linger and not stop.flag.is_set():
             stop.flag.wait(args.linger)
     finally:
-        server.stop()
+        publish.stop()
     return 0
 
 
@@ -196,17 +210,18 @@ def cmd_live(args) -> int:
     capture = DeviceCapture(inputs, CaptureOptions())
     capture.start()  # a missing device is an error before anything is served
     try:
-        server = _serve(args, config)
+        hub = _publisher(args, config)
+        publish = _publishers(_serve(args, config), hub)
         stop = Stop.on_signals()
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
         pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
         started_at = time.time()
-        sink = Collect(_open_out(args.events), server.publish, _recorder(args, config, pipeline, started_at))
+        sink = Collect(_open_out(args.events), publish, _recorder(args, config, pipeline, started_at))
         try:
             run_call(capture.read(), pipeline, sink, stop, started_at=started_at)
         finally:
             sink.close()
-            server.stop()
+            publish.stop()
     finally:
         capture.stop()
     print(format_summary(build_report(sink.events)))
@@ -218,6 +233,57 @@ def cmd_devices(args) -> int:
 
     print(format_devices(list_devices()))
     return 0
+
+
+def cmd_hub(args) -> int:
+    """Run the supervisors' hub until interrupted."""
+    from .hub import Hub, HubOptions
+
+    config = load_config(args.config)
+    cfg = config.hub
+    if not cfg.supervisors:
+        print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
+              "(make a hash with `calmline hash-password`)", file=sys.stderr)
+    hub = Hub(HubOptions(host=args.host or cfg.host, port=cfg.port if args.port is None else args.port,
+                         redis_url=args.redis or cfg.redis_url or None, tls_cert=cfg.tls_cert or None,
+                         tls_key=cfg.tls_key or None, tokens=cfg.tokens, supervisors=cfg.supervisors,
+                         allowed_origins=cfg.allowed_origins or None))
+    hub.start()
+    print(f"calmline: hub at {hub.url} (floor: {hub.url}floor, monitors: {hub.monitor_url})",
+          file=sys.stderr, flush=True)
+    stop = Stop.on_signals()
+    try:
+        stop.flag.wait(args.seconds)
+    finally:
+        hub.stop()
+    return 0
+
+
+def cmd_hash_password(args) -> int:
+    """Print a salted hash for [hub.supervisors]; the password is read without echo (or from stdin)."""
+
+    from .hub import hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("an empty password is not allowed")
+    print(hash_password(password))
+    return 0
+
+
+def _publisher(args, config: Config):
+    """The hub publisher for this monitor's calls, when a hub is configured."""
+    url = args.hub or config.hub.url
+    if not url:
+        return None
+    from .hub_client import HubPublisher
+
+    token = args.token or config.hub.token
+    if not token:
+        raise UsageError("a hub needs this agent's token: --token T or [hub] token")
+    publisher = HubPublisher(url, config.store.agent_name or getpass.getuser(), token)
+    publisher.start()
+    return publisher
 
 
 def cmd_calls(args) -> int:
@@ -303,6 +369,21 @@ def _recorder(args, config: Config, pipeline: Pipeline, started_at: float) -> Ca
                             config.store.mask_digits)
     pipeline.audio_taps.append(recorder.write_audio)
     return recorder
+
+
+class _publishers:
+    """Publish to the overlay's server and, when configured, the hub; stop both at the end."""
+
+    def __init__(self, *targets):
+        self.targets = [t for t in targets if t is not None]
+
+    def __call__(self, event) -> None:
+        for target in self.targets:
+            target.publish(event)
+
+    def stop(self) -> None:
+        for target in self.targets:
+            target.stop()
 
 
 def _device(text: str) -> int | str:

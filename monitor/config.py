@@ -161,6 +161,20 @@ class StoreConfig:
 
 
 @dataclass
+class HubConfig:
+    url: str = ""
+    token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8766
+    redis_url: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    allowed_origins: list = field(default_factory=list)
+    tokens: dict = field(default_factory=dict)
+    supervisors: dict = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     vad: VadConfig = field(default_factory=VadConfig)
@@ -170,6 +184,7 @@ class Config:
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
 
 def default_config_path() -> Path | None:
@@ -226,12 +241,13 @@ def _check(default, value, path: str, name: str):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind is list:
         ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
-        value = [x.lower() for x in value] if ok else value
+    elif kind is dict:
+        ok = isinstance(value, dict) and all(isinstance(x, str) for x in value.values())
     else:
         ok = isinstance(value, kind)
     if not ok:
         want = {bool: "true or false", float: "a number", int: "an integer", str: "a string",
-                list: "a list of strings"}.get(kind, kind.__name__)
+                list: "a list of strings", dict: "a table of strings"}.get(kind, kind.__name__)
         raise UsageError(f"{path}: '{name}' must be {want}, not {value!r}")
     if kind in (int, float) and value < 0 and not name.endswith("dbfs"):
         raise UsageError(f"{path}: '{name}' must not be negative, not {value!r}")

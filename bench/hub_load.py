@@ -1,0 +1,277 @@
+"""Hub load test on loopback; prints JSON.
+
+Scenario `one_hub`: one hub, N simulated monitors (one call each: `levels` at 5/s, a transcript every ~5 s and a
+cue every ~20 s) and S supervisors on the floor, each also watching one call. Scenario `two_hubs_redis`: the
+same load split across two hubs sharing calls through one real redis-server; every supervisor still sees every
+call. Monitors and supervisors run in their own processes (not sharing the hub's GIL); each hub runs in its own
+process, whose CPU time and memory are read from /proc. Delay is supervisor receive time minus the wall time
+the monitor stamped into the event (`at`; for a tile, that of the newest event folded into it).
+
+    python bench/hub_load.py [--calls 500] [--supervisors 10] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PASSWORD = "bench"
+SETUP_S = 8.0  # connect everything and warm up before measuring
+AT = re.compile(r'[{,]"at":([0-9.]+)')
+TARGET_P95_MS = 200.0
+
+
+# ---- processes ----
+
+def run_hub(port_pipe, stop, tokens: dict, password_hash: str, redis_url: str | None) -> None:
+    from monitor.hub import Hub, HubOptions
+
+    hub = Hub(HubOptions(port=0, tokens=tokens, supervisors={"bench": password_hash}, redis_url=redis_url))
+    hub.start()
+    port_pipe.send(hub.port)
+    stop.wait()
+    hub.stop()
+
+
+def run_monitors(port: int, agents: list[str], end: float, results) -> None:
+    results.put(("monitors", asyncio.run(_monitors(port, agents, end))))
+
+
+async def _monitors(port: int, agents: list[str], end: float) -> dict:
+    from websockets.asyncio.client import connect
+
+    sent = [0]
+    gate = asyncio.Semaphore(50)  # don't overflow the hub's listen backlog while connecting
+
+    async def monitor(agent: str) -> None:
+        rng = random.Random(agent)
+        async with gate:
+            ws = await connect(f"ws://127.0.0.1:{port}/monitor", compression=None, open_timeout=30)
+            await ws.send(json.dumps({"type": "hello", "v": 1, "agent": agent, "token": f"t-{agent}"}))
+            await ws.recv()
+        call_id, seq, t = f"call-{agent}", 0, 0.0
+
+        async def send(event: dict) -> None:
+            nonlocal seq
+            seq += 1
+            await ws.send(json.dumps({"type": "event", "call_id": call_id, "seq": seq, "at": round(time.time(), 4),
+                                      "event": {"v": 1, "t": round(t, 3), **event}}, separators=(",", ":")))
+            sent[0] += 1
+
+        async with ws:
+            await send({"type": "call_start", "call_id": call_id, "source": "bench", "parties": ["agent", "customer"],
+                        "started_at": time.time()})
+            await asyncio.sleep(rng.uniform(0, 0.2))
+            loop = asyncio.get_running_loop()
+            due = loop.time()
+            while time.time() < end:
+                t += 0.2
+                party = "agent" if int(t // 4) % 2 == 0 else "customer"
+                await send({"type": "levels", "levels": {"agent": rng.uniform(-40, -20), "customer": rng.uniform(-45, -20)},
+                            "talking": {"agent": party == "agent", "customer": party == "customer"}})
+                if rng.random() < 1 / 25:
+                    await send({"type": "transcript", "party": party, "start": t - 2, "end": t, "final": True,
+                                "text": "I understand, let me check that for you right away.", "words": []})
+                if rng.random() < 1 / 100:
+                    await send({"type": "cue", "kind": "slow_down", "text": "Slow down", "reason": "bench"})
+                due += 0.2
+                await asyncio.sleep(max(0.0, due - loop.time()))
+
+    await asyncio.gather(*(monitor(agent) for agent in agents))
+    return {"sent": sent[0]}
+
+
+def run_supervisors(targets: list[tuple[int, str]], start: float, end: float, results) -> None:
+    """targets: (hub port, call id to watch) per supervisor."""
+    results.put(("supervisors", asyncio.run(_supervisors(targets, start, end))))
+
+
+def _login(port: int) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/login", body=f"username=bench&password={PASSWORD}",
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.getheader("Set-Cookie").split(";")[0]
+
+
+async def _supervisors(targets, start: float, end: float) -> dict:
+    from websockets.asyncio.client import connect
+
+    stats = {"tile": [], "event": [], "messages": 0, "bytes": 0, "closed": 0}
+
+    async def supervisor(port: int, watch: str) -> None:
+        cookie = await asyncio.to_thread(_login, port)
+        async with connect(f"ws://127.0.0.1:{port}/floor/ws", additional_headers={"Cookie": cookie},
+                           origin=f"http://127.0.0.1:{port}", compression=None, max_size=None) as ws:
+            watching = False
+            try:
+                async for frame in ws:
+                    now = time.time()
+                    if now > end:
+                        break
+                    if not watching and now > start - SETUP_S / 2:
+                        await ws.send(json.dumps({"type": "watch", "call_id": watch}))
+                        watching = True
+                    if now < start:
+                        continue
+                    stats["bytes"] += len(frame)
+                    for line in frame.split("\n"):
+                        stats["messages"] += 1
+                        kind = "tile" if line.startswith('{"type":"tile"') else \
+                            "event" if line.startswith('{"type":"event"') else None
+                        match = AT.search(line) if kind else None
+                        if match:
+                            stats[kind].append(now - float(match.group(1)))
+            except Exception:
+                stats["closed"] += 1
+
+    await asyncio.gather(*(supervisor(port, watch) for port, watch in targets))
+    return stats
+
+
+# ---- measuring ----
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {"rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+            "peak_rss_mb": round(int(status["VmHWM"].split()[0]) / 1024, 1)}
+
+
+def percentiles(delays: list[float]) -> dict:
+    if not delays:
+        return {"n": 0}
+    ordered = sorted(delays)
+    pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)  # noqa: E731
+    return {"n": len(ordered), "p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
+            "max_ms": round(1000 * ordered[-1], 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis_url: str | None,
+             redis_pid: int | None = None) -> dict:
+    from monitor.hub import hash_password
+
+    agents = [f"sim{i:04d}" for i in range(calls)]
+    tokens = {agent: f"t-{agent}" for agent in agents}
+    password_hash = hash_password(PASSWORD)
+    stop = ctx.Event()
+    hub_procs, ports = [], []
+    for _ in range(hubs):
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=run_hub, args=(sender, stop, tokens, password_hash, redis_url), daemon=True)
+        proc.start()
+        ports.append(receiver.recv())
+        hub_procs.append(proc)
+    if redis_url:
+        time.sleep(1.0)  # both hubs subscribed
+
+    start = time.time() + SETUP_S
+    end = start + seconds
+    results = ctx.Queue()
+    groups = [agents[i::hubs] for i in range(hubs)] if hubs > 1 else [agents[: calls // 2], agents[calls // 2:]]
+    group_ports = ports if hubs > 1 else ports * 2
+    targets = [(ports[i % hubs], f"call-{agents[(i * 37) % calls]}") for i in range(supervisors)]
+    children = [ctx.Process(target=run_supervisors, args=(targets, start, end, results), daemon=True)]
+    children += [ctx.Process(target=run_monitors, args=(port, group, end, results), daemon=True)
+                 for port, group in zip(group_ports, groups)]
+    for child in children:
+        child.start()
+
+    time.sleep(max(0.0, start - time.time()))
+    cpu0 = [cpu_seconds(p.pid) for p in hub_procs]
+    redis_cpu0 = cpu_seconds(redis_pid) if redis_pid else None
+    wall0 = time.monotonic()
+    time.sleep(max(0.0, end - time.time()))
+    wall = time.monotonic() - wall0
+    cpu = [cpu_seconds(p.pid) - c for p, c in zip(hub_procs, cpu0)]
+    memory = [memory_mb(p.pid) for p in hub_procs]
+    redis_cpu = cpu_seconds(redis_pid) - redis_cpu0 if redis_pid else None
+
+    collected: dict[str, list] = {"monitors": [], "supervisors": []}
+    for _ in children:
+        kind, value = results.get(timeout=60)
+        collected[kind].append(value)
+    for child in children:
+        child.join(timeout=10)
+    stop.set()
+    for proc in hub_procs:
+        proc.join(timeout=10)
+
+    sup = collected["supervisors"][0]
+    sent = sum(m["sent"] for m in collected["monitors"])
+    out = {
+        "hubs": hubs, "calls": calls, "supervisors": supervisors, "measured_s": round(wall, 1),
+        "monitor_events_sent_per_s": round(sent / (end - start + SETUP_S), 1),
+        "delivered_to_supervisors_per_s": round(sup["messages"] / wall, 1),
+        "delivered_bytes_per_s": round(sup["bytes"] / wall),
+        "tile_delay": percentiles(sup["tile"]),
+        "watched_event_delay": percentiles(sup["event"]),
+        "supervisor_connections_closed": sup["closed"],
+        "hub_cpu_percent": [round(100 * c / wall, 1) for c in cpu],
+        "hub_memory": memory,
+    }
+    if redis_cpu is not None:
+        out["redis_cpu_percent"] = round(100 * redis_cpu / wall, 1)
+    all_delays = sup["tile"] + sup["event"]
+    out["p95_ms"] = percentiles(all_delays).get("p95_ms")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--supervisors", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--no-redis", action="store_true", help="skip the two-hub scenario")
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+              "target_p95_ms": TARGET_P95_MS, "scenarios": {}}
+    report["scenarios"]["one_hub"] = scenario(ctx, args.calls, args.supervisors, args.seconds, 1, None)
+    if not args.no_redis:
+        if shutil.which("redis-server") is None:
+            report["scenarios"]["two_hubs_redis"] = {"skipped": "redis-server not installed"}
+        else:
+            port = free_port()
+            redis = subprocess.Popen(["redis-server", "--save", "", "--appendonly", "no", "--port", str(port),
+                                      "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)
+                report["scenarios"]["two_hubs_redis"] = scenario(
+                    ctx, args.calls, args.supervisors, args.seconds, 2, f"redis://127.0.0.1:{port}/0", redis.pid)
+            finally:
+                redis.terminate()
+                redis.wait(timeout=5)
+    report["ok"] = all((s.get("p95_ms") or 1e9) <= TARGET_P95_MS for s in report["scenarios"].values()
+                       if "skipped" not in s)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The supervisor floor in Debian's headless chromium: log in, 20 live calls from real HubPublishers, the
+escalating one first with its alert, click-through to its live view."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from monitor.hub_client import HubPublisher
+
+from conftest import ARTIFACTS
+from test_hub import PASSWORD, TOKENS, ev, start_hub
+
+CALLS = 20
+HOT = 7  # the escalating call
+LINES = {"agent": ["Thanks for calling, how can I help?", "Let me check that order for you.",
+                   "I can see the delivery was delayed.", "I'll put a note on the account."],
+         "customer": ["Hi, my parcel never arrived.", "It was meant to come on Monday.",
+                      "Okay, thank you.", "Can you send it again?"]}
+
+
+class SimulatedCall:
+    """One agent's call: a history of turns at once, then levels every 0.2 s while the test runs."""
+
+    def __init__(self, hub, index: int, rng: random.Random):
+        self.agent = f"agent{index:02d}"
+        self.call_id = f"call-{index:02d}"
+        self.hot = index == HOT
+        self.rng = rng
+        self.ended = False
+        self.t = 40.0 + 25.0 * index % 300
+        self.publisher = HubPublisher(hub.url, self.agent, TOKENS[self.agent])
+
+    def start(self) -> None:
+        self.publisher.start()
+        self.publish(ev("call_start", 0.0, call_id=self.call_id, source="sim", parties=["agent", "customer"],
+                        started_at=time.time() - self.t))
+        turn_s = 3.0
+        for start in range(0, int(self.t - turn_s), int(turn_s)):
+            party = self.party(start)
+            self.publish(ev("talk_end", start + turn_s - 0.4, party=party, start=float(start), loudness_dbfs=-24.0))
+        for i in range(150):  # the last 30 s as levels
+            self.levels(self.t - 30.0 + 0.2 * i)
+        self.line(self.t - 6.0, self.party(self.t - 6.0))
+        if self.hot:
+            self.publish(ev("interruption", self.t - 40, by="agent", at=self.t - 39, overlap_s=1.1))
+            for t, kind, text in [(self.t - 30, "speak_softly", "Speak softly"),
+                                  (self.t - 14, "speak_softly", "Speak softly"),
+                                  (self.t - 1, "acknowledge", "Acknowledge how they feel")]:
+                self.cue(t, kind, text)
+            self.publish(ev("transcript", self.t - 2, party="customer", start=self.t - 5, end=self.t - 2,
+                            text="This is ridiculous, I want a refund now!", final=True, words=[]))
+        elif self.rng.random() < 0.3:
+            self.cue(self.t - 100, "slow_down", "Slow down")  # over a minute ago
+
+    def party(self, t: float) -> str:
+        return "agent" if int(t // 3) % 2 == 0 else "customer"
+
+    def levels(self, t: float) -> None:
+        talking = self.party(t)
+        customer = -24.0 + self.rng.uniform(-2, 2)
+        if self.hot and t > self.t - 8:
+            customer, talking = -11.0 + self.rng.uniform(-1, 1), "customer"  # raised voice
+        agent = -22.0 + self.rng.uniform(-2, 2)
+        self.publish(ev("levels", t, levels={"agent": agent if talking == "agent" else -58.0,
+                                             "customer": customer if talking == "customer" else -58.0},
+                        talking={"agent": talking == "agent", "customer": talking == "customer"}))
+        self.t = max(self.t, t)
+
+    def line(self, t: float, party: str) -> None:
+        self.publish(ev("transcript", t, party=party, start=t - 2, end=t, text=self.rng.choice(LINES[party]),
+                        final=True, words=[]))
+
+    def cue(self, t: float, kind: str, text: str) -> None:
+        self.publish(ev("cue", t, kind=kind, text=text, reason="simulated"))
+
+    def publish(self, event: dict) -> None:
+        self.publisher.publish(event)
+
+
+@pytest.fixture
+def floor_setup(browser):
+    hub = start_hub(rate_per_s=2000.0)
+    rng = random.Random(7)
+    calls = [SimulatedCall(hub, i, rng) for i in range(CALLS)]
+    for call in calls:
+        call.start()
+    stop = threading.Event()
+
+    def keep_talking():  # levels every 0.2 s, as live monitors do
+        while not stop.wait(0.2):
+            for call in calls:
+                if not call.ended:
+                    call.levels(call.t + 0.2)
+
+    talker = threading.Thread(target=keep_talking, daemon=True)
+    talker.start()
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    yield hub, calls, page
+    stop.set()
+    talker.join()
+    context.close()
+    for call in calls:
+        call.publisher.stop(flush_s=0)
+    hub.stop()
+    assert not errors, errors
+
+
+def test_floor_puts_the_escalating_call_first(floor_setup):
+    hub, calls, page = floor_setup
+    hot = calls[HOT]
+    page.goto(hub.url + "floor")
+    expect(page).to_have_url(hub.url + "login")  # not logged in: sent to the login page
+
+    page.fill("input[name=username]", "sup")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    expect(page.locator("#error")).to_be_visible()
+    page.fill("input[name=username]", "sup")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(hub.url + "floor")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+
+    tiles = page.locator(".tile")
+    expect(tiles).to_have_count(CALLS)
+    expect(tiles.first).to_have_attribute("data-call-id", hot.call_id)
+    expect(tiles.first).to_have_attribute("data-attention", "true")
+    expect(page.locator(".tile[data-attention=true]")).to_have_count(1)
+    expect(tiles.first.locator(".agent")).to_have_text(hot.agent)
+    expect(tiles.first.locator(".cues")).to_have_text("3")
+    alerts = page.locator(f"#alerts li.alert[data-call-id={hot.call_id}]")
+    expect(alerts.filter(has_text="customer raised voice")).to_have_count(1)
+    expect(alerts.filter(has_text="3 cues in the last minute")).to_have_count(1)
+    expect(page.locator("#summary")).to_have_text(f"{CALLS} live calls · 1 needs attention")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "floor.png"))
+
+    tiles.first.click()
+    live = page.locator("#live")
+    expect(live).to_be_visible()
+    expect(page.locator("#live-agent")).to_have_text(hot.agent)
+    expect(page.locator("#live-transcript")).to_contain_text("I want a refund now!")
+    hot.cue(hot.t + 0.2, "acknowledge", "Acknowledge how they feel")  # a new cue streams into the live view
+    expect(page.locator("#live-cue")).to_have_text("Acknowledge how they feel")
+    expect(page.locator("#live-cue")).to_have_attribute("data-kind", "acknowledge")
+    expect(page.locator("#live-reasons")).to_contain_text("customer raised voice")
+    page.wait_for_timeout(300)  # let the cue fade in for the picture
+    page.screenshot(path=str(ARTIFACTS / "floor-live.png"))
+
+    page.keyboard.press("Escape")
+    expect(live).to_be_hidden()
+
+    calls[3].ended = True
+    calls[3].publish(ev("call_end", calls[3].t + 0.2, parties={}))
+    expect(page.locator(f".tile[data-call-id={calls[3].call_id}]")).to_have_attribute("data-status", "ended")
+    expect(page.locator("#summary")).to_have_text(f"{CALLS - 1} live calls · 1 needs attention")
+
+    hub.stop()  # the floor shows that it lost the hub
+    expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    page.screenshot(path=str(ARTIFACTS / "floor-disconnected.png"))

@@ -1,0 +1,427 @@
+"use strict";
+/* calmline floor: one WebSocket to /floor/ws (the session cookie authenticates it). The hub sends a `floor`
+   snapshot, then `tile`, `alert`, `call_end` and `remove` messages; after a `watch` it also streams that call's
+   events, which the live view shows as the agent's overlay would. A WebSocket message may hold several JSON
+   objects, one per line. See docs/protocol.md, "The hub". */
+
+// Most important first, as monitor/cues.py PRIORITY: the live view, like the overlay, shows one cue at a time.
+const PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", "slow_down",
+                  "let_them_talk", "pause_first", "dead_air"];
+const PARTIES = ["agent", "customer"];
+const CUE_S = 8;                 // how long a cue stays up in the live view (as the overlay's default)
+const TRANSCRIPT_LINES = 12;
+const SORT_EVERY_MS = 1000;      // tiles move at most once a second, so the floor stays readable
+const MAX_ALERTS = 50;
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 4000;
+const STATUS_ORDER = { live: 0, lost: 1, ended: 2 };
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"), summary: $("summary"), user: $("user"), tiles: $("tiles"), empty: $("empty"),
+  alerts: $("alerts"), live: $("live"), liveAgent: $("live-agent"), liveStatus: $("live-status"),
+  liveDur: $("live-dur"), liveCue: $("live-cue"), liveCueBox: $("live-cue-box"), liveShare: $("live-share"),
+  liveInt: $("live-int"), liveCues: $("live-cues"), liveReasons: $("live-reasons"), liveTranscript: $("live-transcript"),
+  meter: {}, talk: {}, pace: {},
+};
+for (const p of PARTIES) {
+  ui.meter[p] = $(`live-meter-${p}`);
+  ui.talk[p] = $(`live-talk-${p}`);
+  ui.pace[p] = $(`live-pace-${p}`);
+}
+
+const calls = new Map();   // call_id -> { tile, el, receivedAt }
+let socket = null;
+let watched = null;        // the live view's call id
+let live = null;           // the live view's overlay state
+let lastSort = 0;
+let orderDirty = true;
+
+// ---- messages from the hub ----
+
+const handlers = {
+  floor(msg) {
+    for (const [id, c] of calls) if (!msg.calls.some((t) => t.call_id === id)) removeTile(id);
+    for (const tile of msg.calls) setTile(tile);
+    ui.alerts.replaceChildren();
+    for (const alert of msg.alerts) addAlert(alert);
+    if (msg.user) ui.user.textContent = msg.user;
+    orderDirty = true;
+    lastSort = 0;
+    if (watched) send({ type: "watch", call_id: watched });  // after a reconnect
+  },
+  tile(msg) { setTile(msg.call); },
+  alert(msg) { addAlert(msg); },
+  call_end(msg) {
+    const c = calls.get(msg.call_id);
+    if (c) {
+      c.tile.status = "ended";
+      renderTile(c);
+    }
+    if (msg.call_id === watched) overlay.call_end();
+  },
+  remove(msg) {
+    removeTile(msg.call_id);
+    if (msg.call_id === watched) closeLive();
+  },
+  watching(msg) {
+    if (msg.call_id !== watched) return;
+    resetLive();
+    for (const ev of msg.events) overlayEvent(ev);
+  },
+  event(msg) {
+    if (msg.call_id === watched) overlayEvent(msg.event);
+  },
+  error(msg) {
+    if (msg.call_id && msg.call_id === watched) closeLive();
+  },
+};
+
+function onMessage(text) {
+  for (const line of text.split("\n")) {
+    let msg;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (msg && typeof msg === "object" && Object.hasOwn(handlers, msg.type)) handlers[msg.type](msg);
+  }
+}
+
+// ---- tiles ----
+
+function setTile(tile) {
+  let c = calls.get(tile.call_id);
+  if (!c) {
+    c = { el: makeTile(tile.call_id) };
+    calls.set(tile.call_id, c);
+    ui.tiles.append(c.el);
+    orderDirty = true;
+    lastSort = 0;
+  } else if (rankKey(c.tile) !== rankKey(tile)) {
+    orderDirty = true;
+  }
+  c.tile = tile;
+  c.receivedAt = performance.now();
+  c.dirty = true;
+  if (tile.call_id === watched) renderLiveStats(tile);
+}
+
+function removeTile(id) {
+  const c = calls.get(id);
+  if (c) c.el.remove();
+  calls.delete(id);
+}
+
+function makeTile(id) {
+  const el = document.createElement("article");
+  el.className = "tile";
+  el.dataset.callId = id;
+  el.tabIndex = 0;
+  el.setAttribute("role", "button");
+  el.innerHTML = `
+    <header><span class="agent"></span><span class="badge"></span><span class="dur"></span></header>
+    <div class="meters">
+      <div class="row" data-party="agent"><span class="who"><i class="dot"></i>Agent</span><div class="meter"><b></b></div></div>
+      <div class="row" data-party="customer"><span class="who"><i class="dot"></i>Customer</span><div class="meter"><b></b></div></div>
+    </div>
+    <dl class="stats">
+      <div><dt>Talk share</dt><dd class="share"></dd></div>
+      <div><dt>Interrupts</dt><dd class="int"></dd></div>
+      <div><dt>Cues 1 min</dt><dd class="cues"></dd></div>
+    </dl>
+    <p class="cue"></p>
+    <p class="reasons"></p>`;
+  el.addEventListener("click", () => openLive(id));
+  el.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      openLive(id);
+    }
+  });
+  return el;
+}
+
+function renderTile(c) {
+  const t = c.tile;
+  const el = c.el;
+  const q = (sel) => el.querySelector(sel);
+  el.dataset.attention = String(Boolean(t.needs_attention));
+  el.dataset.status = t.status;
+  q(".agent").textContent = t.agent;
+  q(".badge").textContent = t.status === "lost" ? "connection lost" : t.status;
+  q(".dur").textContent = duration(c);
+  for (const p of PARTIES) {
+    const row = q(`.row[data-party="${p}"]`);
+    setMeter(row.querySelector(".meter"), t.status === "live" ? t.levels && t.levels[p] : null);
+    row.querySelector(".dot").classList.toggle("on", t.status === "live" && Boolean(t.talking && t.talking[p]));
+  }
+  q(".share").textContent = percent(t.share);
+  q(".int").textContent = t.interruptions ? String(t.interruptions.agent + t.interruptions.customer) : "0";
+  q(".cues").textContent = String(t.cues_1m || 0);
+  q(".cue").textContent = t.cue ? t.cue.text : "";
+  q(".reasons").textContent = (t.reasons || []).join(" · ");
+  c.dirty = false;
+}
+
+function rankKey(t) {
+  return `${t.needs_attention}|${Math.round(t.attention)}|${t.status}`;
+}
+
+function compare(a, b) {
+  const x = a.tile;
+  const y = b.tile;
+  return (Number(y.needs_attention) - Number(x.needs_attention)) || (y.attention - x.attention)
+    || ((STATUS_ORDER[x.status] ?? 3) - (STATUS_ORDER[y.status] ?? 3)) || (x.started_at - y.started_at)
+    || (x.call_id < y.call_id ? -1 : 1);
+}
+
+function sortTiles() {
+  const sorted = [...calls.values()].sort(compare);
+  const current = [...ui.tiles.children];
+  if (sorted.some((c, i) => current[i] !== c.el)) ui.tiles.append(...sorted.map((c) => c.el));
+  orderDirty = false;
+  lastSort = performance.now();
+}
+
+function duration(c) {
+  const t = c.tile;
+  const running = t.status === "live" ? (performance.now() - c.receivedAt) / 1000 : 0;
+  return clock(t.t + running);
+}
+
+function renderSummary() {
+  let n = 0;
+  let attention = 0;
+  for (const c of calls.values()) {
+    if (c.tile.status === "ended") continue;
+    n += 1;
+    if (c.tile.needs_attention) attention += 1;
+  }
+  const needs = attention ? ` · ${attention} need${attention === 1 ? "s" : ""} attention` : "";
+  ui.summary.textContent = `${n} live call${n === 1 ? "" : "s"}${needs}`;
+  ui.empty.hidden = calls.size > 0;
+}
+
+function frame() {
+  for (const c of calls.values()) if (c.dirty) renderTile(c);
+  if (orderDirty && performance.now() - lastSort >= SORT_EVERY_MS) sortTiles();
+  renderSummary();
+  requestAnimationFrame(frame);
+}
+
+function tick() {
+  for (const c of calls.values()) c.el.querySelector(".dur").textContent = duration(c);
+  if (watched && calls.has(watched)) ui.liveDur.textContent = duration(calls.get(watched));
+  if (live) renderCue();
+}
+
+// ---- alerts ----
+
+function addAlert(alert) {
+  const li = document.createElement("li");
+  li.className = "alert";
+  li.dataset.callId = alert.call_id;
+  li.dataset.kind = alert.kind;
+  const when = document.createElement("time");
+  when.textContent = new Date(alert.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const who = document.createElement("b");
+  who.textContent = alert.agent;
+  const what = document.createElement("span");
+  what.textContent = alert.text;
+  li.append(when, who, what);
+  li.addEventListener("click", () => calls.has(alert.call_id) && openLive(alert.call_id));
+  ui.alerts.prepend(li);
+  while (ui.alerts.children.length > MAX_ALERTS) ui.alerts.lastElementChild.remove();
+}
+
+// ---- the live view: the agent's overlay for one call ----
+
+function openLive(id) {
+  watched = id;
+  resetLive();
+  const c = calls.get(id);
+  ui.liveAgent.textContent = c ? c.tile.agent : id;
+  if (c) renderLiveStats(c.tile);
+  ui.live.hidden = false;
+  document.body.classList.add("watching");
+  for (const other of calls.values()) other.el.classList.toggle("watched", other.el.dataset.callId === id);
+  send({ type: "watch", call_id: id });
+}
+
+function closeLive() {
+  if (watched) send({ type: "watch", call_id: null });
+  watched = null;
+  live = null;
+  ui.live.hidden = true;
+  document.body.classList.remove("watching");
+  for (const c of calls.values()) c.el.classList.remove("watched");
+}
+
+function resetLive() {
+  live = { now: 0, cues: new Map(), shown: null, finals: [], interim: {} };
+  for (const p of PARTIES) {
+    setMeter(ui.meter[p], null);
+    ui.talk[p].classList.remove("on");
+    ui.pace[p].textContent = "–";
+  }
+  ui.liveCueBox.dataset.idle = "No cue";
+  renderCue();
+  renderTranscript();
+}
+
+function renderLiveStats(t) {
+  ui.liveStatus.textContent = t.status === "lost" ? "connection lost" : t.status;
+  ui.liveStatus.dataset.status = t.status;
+  ui.liveShare.textContent = percent(t.share);
+  ui.liveInt.textContent = t.interruptions ? `${t.interruptions.agent} by agent, ${t.interruptions.customer} by customer` : "–";
+  ui.liveCues.textContent = String(t.cues_1m || 0);
+  ui.liveReasons.textContent = (t.reasons || []).join(" · ");
+  ui.live.dataset.attention = String(Boolean(t.needs_attention));
+}
+
+const overlay = {
+  call_start() {
+    ui.liveCueBox.dataset.idle = "No cue";
+  },
+  call_end() {
+    live.cues.clear();
+    renderCue();
+    for (const p of PARTIES) setMeter(ui.meter[p], null);
+    ui.liveCueBox.dataset.idle = "Call ended";
+  },
+  levels(ev) {
+    for (const p of PARTIES) {
+      if (ev.levels && p in ev.levels) setMeter(ui.meter[p], ev.levels[p]);
+      ui.talk[p].classList.toggle("on", Boolean(ev.talking && ev.talking[p]));
+    }
+  },
+  cue(ev) {
+    live.cues.set(ev.kind, { kind: ev.kind, text: ev.text || ev.kind, t: ev.t, at: performance.now() });
+    renderCue();
+  },
+  pace(ev) {
+    for (const p of PARTIES) {
+      if (ev.wpm && p in ev.wpm) ui.pace[p].textContent = typeof ev.wpm[p] === "number" ? String(Math.round(ev.wpm[p])) : "–";
+    }
+  },
+  transcript(ev) {
+    // As the overlay: an interim is replaced by the party's next line; a final replaces the same party's
+    // earlier finals that start at or after its start (a phrase heard again, longer).
+    if (ev.final === false) {
+      live.interim[ev.party] = ev;
+    } else {
+      delete live.interim[ev.party];
+      const kept = live.finals.filter((f) => f.party !== ev.party || f.start < ev.start);
+      live.finals = (ev.text && ev.text.trim() ? [...kept, ev] : kept).slice(-TRANSCRIPT_LINES);
+    }
+    renderTranscript();
+  },
+};
+
+function overlayEvent(ev) {
+  if (!live || !ev || typeof ev !== "object" || !Object.hasOwn(overlay, ev.type)) return;
+  overlay[ev.type](ev);
+  if (typeof ev.t === "number") live.now = Math.max(live.now, ev.t);
+  if (ev.type !== "cue") renderCue();
+}
+
+function rank(kind) {
+  const i = PRIORITY.indexOf(kind);
+  return i < 0 ? PRIORITY.length : i;
+}
+
+function renderCue() {
+  let best = null;
+  for (const [kind, cue] of live.cues) {
+    const age = Math.max((performance.now() - cue.at) / 1000, live.now - cue.t);
+    if (age >= CUE_S) live.cues.delete(kind);
+    else if (!best || rank(kind) < rank(best.kind)) best = cue;
+  }
+  if (best === live.shown) return;
+  live.shown = best;
+  ui.liveCue.textContent = best ? best.text : "";
+  ui.liveCue.dataset.kind = best ? best.kind : "";
+  ui.liveCue.className = best ? "show" : "";
+}
+
+function renderTranscript() {
+  const lines = [...live.finals, ...Object.values(live.interim)].slice(-TRANSCRIPT_LINES);
+  ui.liveTranscript.replaceChildren(...lines.map((ev) => {
+    const line = document.createElement("p");
+    line.className = `${ev.party}${ev.final === false ? " interim" : ""}`;
+    line.textContent = ev.text || "";
+    return line;
+  }));
+}
+
+// ---- helpers ----
+
+function setMeter(el, dbfs) {
+  const db = typeof dbfs === "number" ? Math.min(0, Math.max(-60, dbfs)) : -60;
+  el.firstElementChild.style.width = `${((db + 60) / 60) * 100}%`;
+  el.setAttribute("aria-valuenow", String(Math.round(db)));
+}
+
+function percent(share) {
+  return typeof share === "number" ? `${Math.round(share * 100)}%` : "–";
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const two = (n) => String(n).padStart(2, "0");
+  const h = Math.floor(s / 3600);
+  return h ? `${h}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}` : `${two(Math.floor(s / 60))}:${two(s % 60)}`;
+}
+
+// ---- connection: reconnects by itself; back to the login page when the session is gone ----
+
+let backoff = FIRST_BACKOFF_MS;
+
+function send(msg) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+}
+
+function setStatus(connected) {
+  ui.status.dataset.state = connected ? "connected" : "disconnected";
+  ui.status.textContent = connected ? "live" : "disconnected – reconnecting…";
+  document.body.classList.toggle("offline", !connected);
+}
+
+async function stillLoggedIn() {
+  try {
+    const response = await fetch("/session", { cache: "no-store" });
+    return response.status !== 401;
+  } catch {
+    return true;  // the hub is unreachable: keep trying
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  socket = new WebSocket(`${scheme}//${location.host}/floor/ws`);
+  socket.onopen = () => {
+    backoff = FIRST_BACKOFF_MS;
+    setStatus(true);
+  };
+  socket.onmessage = (message) => onMessage(message.data);
+  socket.onclose = async () => {
+    setStatus(false);
+    if (!(await stillLoggedIn())) {
+      location.href = "/login";
+      return;
+    }
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  };
+}
+
+$("live-close").addEventListener("click", closeLive);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && watched) closeLive();
+});
+
+requestAnimationFrame(frame);
+setInterval(tick, 250);
+connect();
