@@ -41,8 +41,8 @@ def main():
     plain = min(analyse(channels)[0] for _ in range(3))
     out = {"benchmark": "storage"}
     with tempfile.TemporaryDirectory() as tmp:
-        recorded, call_id = min(analyse(channels, Path(tmp) / str(i)) for i in range(3))
-        data = Path(tmp) / "0"
+        runs = [(*analyse(channels, Path(tmp) / str(i)), Path(tmp) / str(i)) for i in range(3)]
+        recorded, call_id, data = min(runs)
         db = sum(f.stat().st_size for f in data.glob("calls.db*"))
         audio = sum(f.stat().st_size for f in (data / "audio").glob("*.flac"))
         out["per_hour_mb"] = {"database": round(db / hours / 1e6, 1), "audio_flac": round(audio / hours / 1e6, 1)}
