@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--device", metavar="D", help="one multichannel device with a channel per party")
     live.add_argument("--agent-channel", type=int, metavar="N", help="agent's channel on --device (default 0)")
     live.add_argument("--customer-channel", type=int, metavar="N", help="customer's channel on --device (default 1)")
+    live.add_argument("--check", action="store_true", help="only check that the devices open, then exit")
     _live_args(live)
     live.set_defaults(handler=cmd_live)
 
@@ -193,22 +194,13 @@ def cmd_live(args) -> int:
     from audio.devices import CaptureOptions, DeviceCapture, Input
 
     config = load_config(args.config)
-    agent_ch = config.channels.agent if args.agent_channel is None else args.agent_channel
-    customer_ch = config.channels.customer if args.customer_channel is None else args.customer_channel
-    if args.device is not None and (args.agent_device or args.customer_device):
-        raise UsageError("give either --device (one device, a channel per party) or --agent-device and --customer-device")
-    if args.device is not None:
-        if agent_ch == customer_ch:
-            raise UsageError(f"agent and customer are both on channel {agent_ch}; they need a channel each")
-        inputs = [Input(args.device, agent_ch, "agent"), Input(args.device, customer_ch, "customer")]
-    elif args.agent_device and args.customer_device:
-        inputs = [Input(_device(args.agent_device), args.agent_channel or 0, "agent"),
-                  Input(_device(args.customer_device), args.customer_channel or 0, "customer")]
-    else:
-        raise UsageError("say where the call comes from: --agent-device D --customer-device D, or --device D "
-                         "(see `calmline devices`)")
+    inputs = _inputs(args, config)
     capture = DeviceCapture(inputs, CaptureOptions())
     capture.start()  # a missing device is an error before anything is served
+    if args.check:
+        capture.stop()
+        print("devices ready: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs))
+        return 0
     try:
         hub = _publisher(args, config)
         publish = _publishers(_serve(args, config), hub)
@@ -226,6 +218,28 @@ def cmd_live(args) -> int:
         capture.stop()
     print(format_summary(build_report(sink.events)))
     return 0
+
+
+def _inputs(args, config: Config) -> list:
+    """Which device and channel carries each party: the options, else [devices] in config.toml."""
+    from audio.devices import Input
+
+    device = args.device or config.devices.device or None
+    agent_dev = args.agent_device or config.devices.agent_device
+    customer_dev = args.customer_device or config.devices.customer_device
+    agent_ch = config.channels.agent if args.agent_channel is None else args.agent_channel
+    customer_ch = config.channels.customer if args.customer_channel is None else args.customer_channel
+    if args.device is not None and (args.agent_device or args.customer_device):
+        raise UsageError("give either --device (one device, a channel per party) or --agent-device and --customer-device")
+    if device is not None and not (args.agent_device or args.customer_device):
+        if agent_ch == customer_ch:
+            raise UsageError(f"agent and customer are both on channel {agent_ch}; they need a channel each")
+        return [Input(_device(device), agent_ch, "agent"), Input(_device(device), customer_ch, "customer")]
+    if agent_dev and customer_dev:
+        return [Input(_device(agent_dev), args.agent_channel or 0, "agent"),
+                Input(_device(customer_dev), args.customer_channel or 0, "customer")]
+    raise UsageError("say where the call comes from: --agent-device D --customer-device D, or --device D, "
+                     "or [devices] in config.toml (see `calmline devices`)")
 
 
 def cmd_devices(args) -> int:
@@ -386,8 +400,8 @@ class _publishers:
             target.stop()
 
 
-def _device(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
+def _device(text) -> int | str:
+    return int(text) if str(text).isdigit() else text
 
 
 def _serve(args, config: Config) -> EventServer:

@@ -17,6 +17,13 @@ class ChannelsConfig:
 
 
 @dataclass
+class DevicesConfig:
+    agent_device: str = ""
+    customer_device: str = ""
+    device: str = ""
+
+
+@dataclass
 class VadConfig:
     threshold: float = 0.5
     neg_threshold: float = 0.35
@@ -177,6 +184,7 @@ class HubConfig:
 @dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     loudness: LoudnessConfig = field(default_factory=LoudnessConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)

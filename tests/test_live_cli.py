@@ -79,3 +79,12 @@ def test_live_with_a_missing_device_is_a_one_line_error():
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == ["calmline: error: no input device matching 'no-such-headset' "
                                                "(see `calmline devices`)"]
+
+
+def test_live_check_opens_the_configured_devices(pulse, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[devices]\ndevice = "pulse"\n')
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "--config", str(config), "live", "--check"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "devices ready: agent=pulse:0, customer=pulse:1"
