@@ -26,7 +26,8 @@ OPEN_MIND = ["what would you like", "how can we make this right", "how can i mak
              "what would help", "what can i do to make", "how would you like", "what outcome"]
 VERIFY = ["does that work for you", "does that work", "is that okay", "is that ok", "does that sound",
           "how does that sound", "would that be okay", "would that work", "is that alright", "is that all right",
-          "are you happy with", "does that help", "is that acceptable"]
+          "are you happy with", "does that help", "is that acceptable", "that sound good", "sound good to you",
+          "work for you"]
 TIMED = ["today", "tonight", "this afternoon", "this evening", "this morning", "tomorrow", "by tomorrow",
          "within the hour", "within an hour", "within", "in the next", "right now", "right away",
          "call you back", "by the end of", "this week", "by monday", "by tuesday", "by wednesday",

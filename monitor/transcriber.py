@@ -29,7 +29,7 @@ log = logging.getLogger("calmline.transcriber")
 
 WINDOW_S = 28.0
 """Longest audio in one job (Whisper's window is 30 s)."""
-PAD_S = 0.15
+PAD_S = 0.3
 """Audio kept on each side of a spurt: Whisper clips soft first and last sounds otherwise."""
 MIN_WINDOW_S = 15.0
 """Shortest encoder window: on less, Whisper loses its footing on short spurts (bench/transcription.py:
