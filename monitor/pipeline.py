@@ -26,6 +26,8 @@ from .speech import SpeechStage
 
 
 class Pipeline:
+    """One call: push frames of either party, get events; `finish()` closes the call."""
+
     frame_s = FRAME_S
 
     def __init__(self, config: Config | None = None, call_id: str | None = None, source: str = "",
@@ -45,7 +47,6 @@ class Pipeline:
         self._pending_n = {name: 0 for name in PARTIES}
         self._levels_every = frames_for(self.config.loudness.levels_every_s)
         self.audio_taps: list = []  # callables given each tick's frames {party: 512 samples}, e.g. the recorder
-        self.ended = False
 
     @property
     def now(self) -> float:
@@ -86,7 +87,6 @@ class Pipeline:
             last += self.speech.step(self.now, self.parties, talk) + self.speech.finish(self.now)
         out += last + self._cues(last)
         out.append(self._call_end())
-        self.ended = True
         return out
 
     # --- one tick --------------------------------------------------------------------------
