@@ -32,3 +32,11 @@ def real_data() -> Path:
 
 def of_type(events, kind):
     return [e for e in events if e.type == kind]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_data_dir(tmp_path_factory):
+    """Calls recorded by tests (every analyze records by default) go to a temporary data directory."""
+    import os
+
+    os.environ["CALMLINE_DATA_DIR"] = str(tmp_path_factory.mktemp("calmline-data"))
