@@ -164,15 +164,21 @@ def respond(call: Call) -> dict:
             f"agent first spoke {max(0.0, first - turn[1]):.1f} s after the customer's first turn"
     if turn is None:
         return item("respond", prompt, opening + "; the customer never spoke", first)
-    reply = next((s for s, _ in agent if s >= turn[1] - 0.3), None)
+    # The reply is the agent's first spurt that goes on past the customer's first turn: it may have begun
+    # over that turn (talking over is for Listen to judge, not Respond).
+    reply = next((s for s, e in agent if e > turn[1] and s > turn[0]), None)
     waits = [e for e in call.of("silence")
              if e.t >= turn[1] - 0.05 and (reply is None or e.t < reply) and e.end - e.t > LONG_SILENCE_S]
     if waits:
         w = waits[0]
         return item("respond", False, f"{w.end - w.t:.1f} s of silence after the customer's first turn "
                                       f"({clock(w.t)}-{clock(w.end)}); {opening}", w.t)
-    answer = "the agent never replied" if reply is None else \
-        f"agent replied {max(0.0, reply - turn[1]):.1f} s after the customer's first turn ended at {clock(turn[1])}"
+    if reply is None:
+        answer = "the agent never replied"
+    elif reply < turn[1]:
+        answer = f"agent came in {turn[1] - reply:.1f} s before the customer's first turn ended at {clock(turn[1])}"
+    else:
+        answer = f"agent replied {reply - turn[1]:.1f} s after the customer's first turn ended at {clock(turn[1])}"
     return item("respond", prompt and reply is not None, f"{opening}; {answer}", first if prompt else reply)
 
 

@@ -162,6 +162,9 @@ def test_respond_needs_a_prompt_reply_to_a_customer_who_speaks_first():
     item = by_item(score_call(dead))["respond"]
     assert not item["met"] and item["t"] == 6.0
     assert item["evidence"].startswith("6.5 s of silence after the customer's first turn (0:06-0:12)")
+    over = call(spurt("agent", 0.4, 2.0), spurt("customer", 2.5, 6.0), spurt("agent", 5.0, 9.0), duration=10.0)
+    item = by_item(score_call(over))["respond"]  # talking over the customer is for Listen to judge
+    assert item["met"] and "agent came in 1.0 s before the customer's first turn ended at 0:06" in item["evidence"]
 
 
 def test_thanks_in_the_greeting_are_not_thanks_at_the_end():
