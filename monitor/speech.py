@@ -110,7 +110,6 @@ class SpeechStage:
         self._cut: dict[str, float | None] = {p: None for p in PARTIES}
         self._partial_at: dict[str, float] = {p: 0.0 for p in PARTIES}
         self._phrase: dict[str, tuple[float, float, float] | None] = {p: None for p in PARTIES}  # start, end, talk
-        self._talk: dict[tuple[str, float], float] = {}
 
     def append(self, party: str, samples) -> None:
         self.rings[party].append(samples)
@@ -119,7 +118,8 @@ class SpeechStage:
         for event in talk:
             if isinstance(event, TalkEnd):
                 start = max(event.start, self._cut[event.party] or 0.0)
-                self._submit(event.party, self._phrase_start(event.party, start, event.t), event.t, True)
+                phrase_start, talk = self._phrase_of(event.party, start, event.t)
+                self._submit(event.party, phrase_start, event.t, True, talk)
                 self._cut[event.party] = None
         for name, party in parties.items():
             if not party.talking:
@@ -137,18 +137,17 @@ class SpeechStage:
                 self._submit(name, phrase[0] if joined else start, now, False)
         return self.collect(now)
 
-    def _phrase_start(self, party: str, start: float, end: float) -> float:
-        """Where the phrase this spurt belongs to began: spurts of one party a short pause apart are
-        transcribed together (Whisper hears "ask ... not" in its phrase), and each new final replaces
-        the finals it covers."""
+    def _phrase_of(self, party: str, start: float, end: float) -> tuple[float, float]:
+        """Where the phrase this spurt belongs to began, and its talk time: spurts of one party a short
+        pause apart are transcribed together (Whisper hears "ask ... not" in its phrase), and each new
+        final replaces the finals it covers."""
         phrase = self._phrase[party]
-        talk = end - start
         if phrase and start - phrase[1] <= JOIN_S and end - phrase[0] <= PHRASE_MAX_S:
-            self._phrase[party] = (phrase[0], end, phrase[2] + talk)
+            phrase = (phrase[0], end, phrase[2] + end - start)
         else:
-            self._phrase[party] = (start, end, talk)
-        self._talk[(party, self._phrase[party][0])] = self._phrase[party][2]
-        return self._phrase[party][0]
+            phrase = (start, end, end - start)
+        self._phrase[party] = phrase
+        return phrase[0], phrase[2]
 
     def collect(self, now: float) -> list:
         out = []
@@ -157,8 +156,7 @@ class SpeechStage:
             job = result.job
             party = job.key[1]
             if job.final:
-                talk = self._talk.pop((party, job.start), job.end - job.start)
-                self.pace[party].add(job.start, len(result.words), talk)
+                self.pace[party].add(job.start, len(result.words), job.talk_s or job.end - job.start)
                 paced = True
             if not result.text:
                 continue
@@ -173,11 +171,11 @@ class SpeechStage:
         self.backend.drain()
         return self.collect(now)
 
-    def _submit(self, party: str, start: float, end: float, final: bool) -> None:
+    def _submit(self, party: str, start: float, end: float, final: bool, talk_s: float | None = None) -> None:
         ring = self.rings[party]
         b = min(int((end + PAD_S) * SAMPLE_RATE), ring.end)
         a = max(int((start - PAD_S) * SAMPLE_RATE), b - int(WINDOW_S * SAMPLE_RATE), ring.end - len(ring), 0)
-        job = Job((self.call_id, party), start, end, ring.get(a, b), final, audio_start=a / SAMPLE_RATE)
+        job = Job((self.call_id, party), start, end, ring.get(a, b), final, audio_start=a / SAMPLE_RATE, talk_s=talk_s)
         self.backend.submit(job)
 
 

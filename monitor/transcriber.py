@@ -50,6 +50,7 @@ class Job:
     audio: np.ndarray
     final: bool = True
     audio_start: float = 0.0
+    talk_s: float | None = None  # seconds of voice in it (pauses excluded), for pace
 
 
 @dataclass
