@@ -19,7 +19,6 @@ import numpy as np  # noqa: E402
 
 from audio.decode import read_audio  # noqa: E402
 from audio.sources import Frame  # noqa: E402
-from monitor.config import Config  # noqa: E402
 from monitor.pipeline import Pipeline, run_channels  # noqa: E402
 from monitor.report import final_lines  # noqa: E402
 from monitor.transcriber import load_model  # noqa: E402

@@ -191,7 +191,7 @@ def cmd_demo(args) -> int:
 
 def cmd_live(args) -> int:
     """Monitor a live call from capture devices until interrupted."""
-    from audio.devices import CaptureOptions, DeviceCapture, Input
+    from audio.devices import CaptureOptions, DeviceCapture
 
     config = load_config(args.config)
     inputs = _inputs(args, config)

@@ -6,9 +6,21 @@ Every `t` is audio time in seconds from the start of the call (derived from samp
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 VERSION = 1
+
+
+def finite(value):
+    """The same structure with NaN and infinities as None: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import ssl
 import threading
@@ -21,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import connect
+
+from .events import finite
 
 log = logging.getLogger("calmline.hub_client")
 
@@ -277,21 +278,11 @@ def _monitor_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _dumps(value) -> str:
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except ValueError:  # NaN/inf: the hub refuses them, send null
-        return json.dumps(_finite(value), separators=(",", ":"))
+        return json.dumps(finite(value), separators=(",", ":"))
 
 
 def _why(error: BaseException) -> str:

@@ -12,7 +12,7 @@ import uuid
 
 import numpy as np
 
-from audio import HOP, SAMPLE_RATE
+from audio import HOP
 from audio.sources import Frame
 
 from . import PARTIES

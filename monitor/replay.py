@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import monitor
 
 from .errors import UsageError
+from .events import finite
 from .report import build_report
 from .scorecard import events_from_dicts, score_call
 from .store import Store
@@ -83,17 +84,6 @@ def call_data(call: dict, events: list[dict]) -> dict:
 
 def _db(value) -> float | None:
     return round(value, 1) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def _finite(value):
-    """The same structure with NaN and infinities as None: JSON a browser can parse."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -185,7 +175,7 @@ class ReplayServer:
             events = self.store.events(self.call_id)
             key = (call["status"], call["duration_s"], len(events))
             if self._cache is None or self._cache[0] != key:
-                body = json.dumps(_finite(call_data(call, events)), separators=(",", ":"),
+                body = json.dumps(finite(call_data(call, events)), separators=(",", ":"),
                                   allow_nan=False).encode()
                 self._cache = (key, body, gzip.compress(body, compresslevel=5))
             self.call = call

@@ -12,7 +12,6 @@ import asyncio
 import http
 import json
 import logging
-import math
 import mimetypes
 import os
 import socket
@@ -30,6 +29,7 @@ from websockets.http11 import Request, Response
 import monitor
 
 from .errors import UsageError
+from .events import finite
 
 log = logging.getLogger("calmline.server")
 
@@ -151,7 +151,7 @@ class EventServer:
         try:
             text = json.dumps(event, separators=(",", ":"), allow_nan=False)
         except ValueError:  # NaN/inf is not JSON a browser can parse: send null instead
-            text = json.dumps(_finite(event), separators=(",", ":"))
+            text = json.dumps(finite(event), separators=(",", ":"))
         loop = self._loop
         if loop is None:
             return
@@ -252,14 +252,3 @@ class EventServer:
         headers = Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
                            ("Cache-Control", "no-cache"), ("Connection", "close")])
         return Response(200, "OK", headers, body)
-
-
-def _finite(value):
-    """The same structure with NaN and infinities replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value

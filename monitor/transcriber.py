@@ -21,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 
-from audio import SAMPLE_RATE
 
 from .errors import UsageError
 
