@@ -1,3 +1,6 @@
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,9 +37,19 @@ def of_type(events, kind):
     return [e for e in events if e.type == kind]
 
 
+def calmline(*args, env=None, **kw) -> subprocess.CompletedProcess:
+    """Run the `calmline` command as a user would, in a subprocess; arguments may be paths."""
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env={**os.environ, **(env or {})}, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_data_dir(tmp_path_factory):
     """Calls recorded by tests (every analyze records by default) go to a temporary data directory."""
-    import os
-
     os.environ["CALMLINE_DATA_DIR"] = str(tmp_path_factory.mktemp("calmline-data"))

@@ -88,3 +88,15 @@ def synth_call(turns: list[Turn], duration: float | None = None, bleed_db: float
 def write_call(path: Path, channels: dict[str, np.ndarray]) -> Path:
     sf.write(str(path), np.stack([channels["agent"], channels["customer"]], axis=1), SAMPLE_RATE, subtype="PCM_16")
     return path
+
+
+BARGE_IN = "Let me stop you there, I can see the order on my screen."
+
+
+def barge_in_call(complaint: str, after_s: float = 2.5) -> tuple[dict[str, np.ndarray], Turn]:
+    """The agent greets, the customer complains, and `after_s` into the complaint the agent talks over
+    them: one `wait_for_pause` cue. Channels (with -26 dB bleed) and the agent's barge-in turn."""
+    greeting, said = turns_in_sequence(("agent", "Thank you for calling, how can I help you today?"),
+                                       ("customer", complaint))
+    barge_in = Turn("agent", said.start + after_s, BARGE_IN)
+    return synth_call([greeting, said, barge_in], bleed_db=-26), barge_in

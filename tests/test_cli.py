@@ -1,31 +1,22 @@
 """`calmline analyze` as a user runs it: a real subprocess, real files, one-line errors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from synth import Turn, synth_call, turns_in_sequence, write_call
+from conftest import calmline
+from synth import barge_in_call, write_call
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def calmline(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def call(tmp_path_factory):
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My order never arrived and I have been waiting for three weeks now, it is not okay."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    channels = synth_call([greeting, complaint, barge_in], bleed_db=-26)
+    channels, barge_in = barge_in_call(
+        "My order never arrived and I have been waiting for three weeks now, it is not okay.")
     path = write_call(tmp_path_factory.mktemp("call") / "call.wav", channels)
     return path, channels, barge_in
 

@@ -2,31 +2,22 @@
 server, and the overlay in headless chromium showing the cue within 2 s of the moment it is due."""
 
 import json
-import socket
 import subprocess
 import sys
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ARTIFACTS, ROOT, of_type
+from conftest import ARTIFACTS, ROOT, free_port, of_type
 from monitor.pipeline import run_channels
-from synth import Turn, synth_call, turns_in_sequence, write_call
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import synth
+from synth import write_call
 
 
 @pytest.fixture(scope="module")
 def barge_in_call(tmp_path_factory):
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My order never arrived and I have been waiting for three weeks now, it is not okay at all."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    channels = synth_call([greeting, complaint, barge_in], bleed_db=-26)
+    channels, _ = synth.barge_in_call(
+        "My order never arrived and I have been waiting for three weeks now, it is not okay at all.")
     path = write_call(tmp_path_factory.mktemp("demo") / "call.wav", channels)
     (due,) = [c.t for c in of_type(run_channels(channels, transcribe=False), "cue")]
     return path, due

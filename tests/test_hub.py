@@ -11,12 +11,12 @@ import ssl
 import subprocess
 import threading
 import time
-from contextlib import closing
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from conftest import free_port
 from monitor.errors import UsageError
 from monitor.hub import Hub, HubOptions, check_password, hash_password
 from monitor.hub_client import HubPublisher
@@ -52,12 +52,6 @@ def wait_until(condition, what: str, limit: float = 5.0):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def request(hub: Hub, method: str, path: str, body: str | None = None, headers: dict | None = None,

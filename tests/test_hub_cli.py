@@ -4,18 +4,16 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from monitor.hub import check_password, hash_password
-from synth import Turn, synth_call, turns_in_sequence, write_call
-from test_hub import Floor, free_port, login
+from synth import barge_in_call, write_call
+from test_hub import Floor, login
 
 
 def test_a_monitor_publishes_its_call_to_the_hub_and_a_supervisor_sees_its_cue(tmp_path):
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My order never arrived and I have been waiting for three weeks now, it is not okay."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    call = write_call(tmp_path / "call.wav", synth_call([greeting, complaint, barge_in], bleed_db=-26))
+    channels, _ = barge_in_call(
+        "My order never arrived and I have been waiting for three weeks now, it is not okay.")
+    call = write_call(tmp_path / "call.wav", channels)
     config = tmp_path / "config.toml"
     config.write_text(f'[store]\nagent_name = "sam"\n[hub.tokens]\nsam = "sam-token"\n'
                       f'[hub.supervisors]\nsup = "{hash_password("correct horse")}"\n')

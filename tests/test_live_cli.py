@@ -9,10 +9,9 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from pulse import pulse  # noqa: F401  (session fixture)
-from synth import Turn, synth_call, turns_in_sequence, write_call
-from test_demo_e2e import free_port
+from synth import barge_in_call, write_call
 
 
 def next_event(ws, want, timeout):
@@ -43,11 +42,9 @@ def connect_when_up(port, proc, timeout=30):
 
 
 def test_live_capture_gets_wait_for_pause_and_survives_a_lost_device(pulse, tmp_path):
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My order never arrived and I have been waiting for three weeks now, it is not okay at all."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    call = write_call(tmp_path / "call.wav", synth_call([greeting, complaint, barge_in], bleed_db=-26))
+    channels, _ = barge_in_call(
+        "My order never arrived and I have been waiting for three weeks now, it is not okay at all.")
+    call = write_call(tmp_path / "call.wav", channels)
     port = free_port()
     live = subprocess.Popen([sys.executable, "-m", "monitor.cli", "live", "--device", "pulse", "--port", str(port),
                              "--no-transcribe"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,32 +7,26 @@ import gzip
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ARTIFACTS, ROOT
+from conftest import ARTIFACTS, calmline
 from monitor.cues import PRIORITY
 from monitor.errors import UsageError
 from monitor.replay import LEVELS_FORMAT, ReplayOptions, ReplayServer, call_data, parse_range, serve_replay
 from monitor.store import Store
-from synth import Turn, synth_call, turns_in_sequence, write_call
+from synth import barge_in_call, write_call
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """(store, call) for a synthesized call recorded the way a user records one."""
     base = tmp_path_factory.mktemp("replay")
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My order never arrived and I have been waiting for two weeks, it is not okay."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    path = write_call(base / "call.wav", synth_call([greeting, complaint, barge_in], bleed_db=-26))
-    run = subprocess.run([sys.executable, "-m", "monitor.cli", "analyze", str(path), "--data-dir", str(base / "data")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    channels, _ = barge_in_call("My order never arrived and I have been waiting for two weeks, it is not okay.")
+    path = write_call(base / "call.wav", channels)
+    run = calmline("analyze", path, "--data-dir", base / "data")
     assert run.returncode == 0, run.stderr
     store = Store(base / "data")
     (call,) = store.calls()

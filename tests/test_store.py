@@ -15,25 +15,15 @@ import pytest
 import soundfile as sf
 from websockets.sync.client import connect
 
-from conftest import ROOT
+from conftest import ROOT, calmline, free_port
 from monitor.errors import UsageError
 from monitor.store import Store, mask_digits
-from synth import Turn, synth_call, turns_in_sequence, write_call
-from test_demo_e2e import free_port
-
-
-def calmline(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "monitor.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env={**os.environ, **(env or {})}, **kw)
+from synth import barge_in_call, write_call
 
 
 @pytest.fixture(scope="module")
 def call_file(tmp_path_factory):
-    greeting, complaint = turns_in_sequence(
-        ("agent", "Thank you for calling, how can I help you today?"),
-        ("customer", "My card number is 4111 1111 1111 1111 and my order never arrived, it is not okay."))
-    barge_in = Turn("agent", complaint.start + 2.5, "Let me stop you there, I can see the order on my screen.")
-    channels = synth_call([greeting, complaint, barge_in], bleed_db=-26)
+    channels, _ = barge_in_call("My card number is 4111 1111 1111 1111 and my order never arrived, it is not okay.")
     return write_call(tmp_path_factory.mktemp("store") / "call.wav", channels), channels
 
 
