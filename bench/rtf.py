@@ -47,10 +47,10 @@ def ten_minute_call(minutes: float = 10.0) -> dict[str, np.ndarray]:
 def main() -> None:
     channels = ten_minute_call()
     audio_s = len(channels["agent"]) / 16000
-    Pipeline().start()  # load the VAD model outside the timing
+    Pipeline(transcribe=False).start()  # load the VAD model outside the timing
     best = None
     for _ in range(3):
-        pipeline = Pipeline()
+        pipeline = Pipeline(transcribe=False)  # the acoustic analysis alone
         start, cpu = time.perf_counter(), time.process_time()
         events = pipeline.start()
         for frame in array_frames(channels):

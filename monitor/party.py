@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from audio import HOP, SAMPLE_RATE
-from audio.loudness import FLOOR_DB, Baseline, NoiseFloor, RollingPower, db
+from audio.loudness import FLOOR_DB, Baseline, NoiseFloor, RollingPower, db, power
 from audio.vad import SileroVad
 
 from .config import Config
@@ -74,7 +74,7 @@ class PartyTrack:
     # --- per frame -------------------------------------------------------------------------
     def level(self, frame: np.ndarray) -> float:
         """First pass of a tick: this frame's power, before any party decides on voice."""
-        self.power = float(np.dot(frame, frame)) / len(frame)
+        self.power = power(frame)
         self.momentary.push(self.power)
         self.frame_db = db(self.power)
         return self.frame_db
