@@ -38,7 +38,7 @@ TARGET_P95_MS = 200.0
 # ---- processes ----
 
 def run_hub(port_pipe, stop, tokens: dict, password_hash: str, redis_url: str | None) -> None:
-    from monitor.hub import Hub, HubOptions
+    from monitor.web.hub import Hub, HubOptions
 
     hub = Hub(HubOptions(port=0, tokens=tokens, supervisors={"bench": password_hash}, redis_url=redis_url))
     hub.start()
@@ -175,7 +175,7 @@ def free_port() -> int:
 
 def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis_url: str | None,
              redis_pid: int | None = None) -> dict:
-    from monitor.hub import hash_password
+    from monitor.web.hub import hash_password
 
     agents = [f"sim{i:04d}" for i in range(calls)]
     tokens = {agent: f"t-{agent}" for agent in agents}

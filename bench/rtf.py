@@ -17,7 +17,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import numpy as np  # noqa: E402
 
 from audio.sources import array_frames  # noqa: E402
-from monitor.pipeline import Pipeline  # noqa: E402
+from monitor.analysis.pipeline import Pipeline  # noqa: E402
 from synth import synth_call, turns_in_sequence  # noqa: E402
 
 LINES = [

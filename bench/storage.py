@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from audio.sources import array_frames  # noqa: E402
-from monitor.pipeline import Pipeline  # noqa: E402
-from monitor.live import run_call  # noqa: E402
-from monitor.sinks import Collect  # noqa: E402
-from monitor.store import CallRecorder, Store  # noqa: E402
+from monitor.analysis.pipeline import Pipeline  # noqa: E402
+from monitor.session.live import run_call  # noqa: E402
+from monitor.session.sinks import Collect  # noqa: E402
+from monitor.library.store import CallRecorder, Store  # noqa: E402
 from rtf import ten_minute_call  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main():
 def replay_open(data: Path, call_id: str):
     """Time to fetch the replay page and its call data for a call made 6x longer (one hour)."""
     try:
-        from monitor.replay import ReplayOptions, serve_replay
+        from monitor.web.replay import ReplayOptions, serve_replay
     except ImportError:
         return None
     store = Store(data)

@@ -19,9 +19,9 @@ import numpy as np  # noqa: E402
 
 from audio.decode import read_audio  # noqa: E402
 from audio.sources import Frame  # noqa: E402
-from monitor.pipeline import Pipeline, run_channels  # noqa: E402
-from monitor.report import final_lines  # noqa: E402
-from monitor.transcriber import load_model  # noqa: E402
+from monitor.analysis.pipeline import Pipeline, run_channels  # noqa: E402
+from monitor.library.report import final_lines  # noqa: E402
+from monitor.analysis.transcriber import load_model  # noqa: E402
 from test_real_speech import SPEAKERS, read_rttm, route  # noqa: E402
 
 BLOCK = 1600  # 0.1 s, as a capture callback delivers

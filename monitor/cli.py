@@ -15,12 +15,12 @@ from audio.sources import array_frames, duration_s, load_monos, load_stereo, pac
 
 from .config import Config, load_config
 from .errors import UsageError
-from .live import Stop, run_call
-from .pipeline import Pipeline
-from .report import _clock, build_report, format_summary
-from .server import EventServer, ServerOptions
-from .sinks import Collect
-from .store import CallRecorder, Store, resolve_data_dir
+from .session.live import Stop, run_call
+from .analysis.pipeline import Pipeline
+from .library.report import _clock, build_report, format_summary
+from .web.server import EventServer, ServerOptions
+from .session.sinks import Collect
+from .library.store import CallRecorder, Store, resolve_data_dir
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 
@@ -251,7 +251,7 @@ def cmd_devices(args) -> int:
 
 def cmd_hub(args) -> int:
     """Run the supervisors' hub until interrupted."""
-    from .hub import Hub, HubOptions
+    from .web.hub import Hub, HubOptions
 
     config = load_config(args.config)
     cfg = config.hub
@@ -276,7 +276,7 @@ def cmd_hub(args) -> int:
 def cmd_hash_password(args) -> int:
     """Print a salted hash for [hub.supervisors]; the password is read without echo (or from stdin)."""
 
-    from .hub import hash_password
+    from .web.hub import hash_password
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if not password:
@@ -290,7 +290,7 @@ def _publisher(args, config: Config):
     url = args.hub or config.hub.url
     if not url:
         return None
-    from .hub_client import HubPublisher
+    from .web.hub_client import HubPublisher
 
     token = args.token or config.hub.token
     if not token:
@@ -318,8 +318,8 @@ def cmd_report(args) -> int:
     store = _store(args)
     call = store.call(args.call_id)
     events = store.events(call["id"])
-    from .report_html import render_report
-    from .scorecard import events_from_dicts, score_call
+    from .library.report_html import render_report
+    from .library.scorecard import events_from_dicts, score_call
 
     if args.json:
         report = {"call": call, **build_report(events_from_dicts(events)), "scorecard": score_call(events)}
@@ -342,7 +342,7 @@ def cmd_report(args) -> int:
 
 def cmd_replay(args) -> int:
     """Serve a recorded call's replay page until interrupted."""
-    from .replay import ReplayOptions, serve_replay
+    from .web.replay import ReplayOptions, serve_replay
 
     config = load_config(args.config)
     store = _store(args, config)

@@ -3,7 +3,7 @@
 import pytest
 
 from monitor.config import ConversationConfig
-from monitor.conversation import Conversation
+from monitor.analysis.conversation import Conversation
 from monitor.events import TalkEnd, TalkStart
 
 STEP = 0.032

@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 from monitor.config import CuesConfig
-from monitor.cues import DeadAir, SpeakSoftly, WaitForPause
+from monitor.analysis.cues import DeadAir, SpeakSoftly, WaitForPause
 from monitor.events import Interruption
 
 CFG = CuesConfig()
@@ -74,7 +74,7 @@ def call_state(agent, customer, now):
 
 
 def test_let_them_talk_when_the_agent_holds_the_floor_over_an_upset_customer():
-    from monitor.cues import LetThemTalk
+    from monitor.analysis.cues import LetThemTalk
     from monitor.events import TalkEnd, Transcript
 
     upset = Transcript(t=5.0, party="customer", start=1.0, end=4.0, text="This is ridiculous!", final=True)
@@ -91,7 +91,7 @@ def test_let_them_talk_when_the_agent_holds_the_floor_over_an_upset_customer():
 
 
 def test_pause_first_after_three_quick_answers_in_a_minute():
-    from monitor.cues import PauseFirst
+    from monitor.analysis.cues import PauseFirst
     from monitor.events import Silence
 
     rule = PauseFirst(CFG.pause_first)

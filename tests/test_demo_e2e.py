@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, ROOT, free_port, of_type
-from monitor.pipeline import run_channels
+from monitor.analysis.pipeline import run_channels
 import synth
 from synth import write_call
 

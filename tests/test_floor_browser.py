@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from monitor.hub_client import HubPublisher
+from monitor.web.hub_client import HubPublisher
 
 from conftest import ARTIFACTS
 from test_hub import PASSWORD, TOKENS, ev, start_hub

@@ -18,8 +18,8 @@ from websockets.sync.client import connect
 
 from conftest import free_port
 from monitor.errors import UsageError
-from monitor.hub import Hub, HubOptions, check_password, hash_password
-from monitor.hub_client import HubPublisher
+from monitor.web.hub import Hub, HubOptions, check_password, hash_password
+from monitor.web.hub_client import HubPublisher
 
 PASSWORD = "correct horse"
 SUPERVISORS = {"sup": hash_password(PASSWORD)}

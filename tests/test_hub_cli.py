@@ -5,7 +5,7 @@ import sys
 from types import SimpleNamespace
 
 from conftest import ROOT, free_port
-from monitor.hub import check_password, hash_password
+from monitor.web.hub import check_password, hash_password
 from synth import barge_in_call, write_call
 from test_hub import Floor, login
 

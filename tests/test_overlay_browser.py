@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from monitor.cues import PRIORITY
-from monitor.server import EventServer, ServerOptions
+from monitor.analysis.cues import PRIORITY
+from monitor.web.server import EventServer, ServerOptions
 
 from conftest import ARTIFACTS
 

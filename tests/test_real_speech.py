@@ -5,7 +5,7 @@ import pytest
 
 from audio.decode import read_audio
 from conftest import of_type
-from monitor.pipeline import run_channels
+from monitor.analysis.pipeline import run_channels
 
 SPEAKERS = {"agent": "speaker90", "customer": "speaker91"}
 

@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, calmline
-from monitor.cues import PRIORITY
+from monitor.analysis.cues import PRIORITY
 from monitor.errors import UsageError
-from monitor.replay import LEVELS_FORMAT, ReplayOptions, ReplayServer, call_data, parse_range, serve_replay
-from monitor.store import Store
+from monitor.web.replay import LEVELS_FORMAT, ReplayOptions, ReplayServer, call_data, parse_range, serve_replay
+from monitor.library.store import Store
 from synth import barge_in_call, write_call
 
 

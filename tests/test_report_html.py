@@ -5,10 +5,10 @@ from html.parser import HTMLParser
 import pytest
 
 from conftest import ARTIFACTS
-from monitor.pipeline import run_channels
-from monitor.report import build_report
-from monitor.report_html import render_report
-from monitor.scorecard import ITEMS, events_from_dicts
+from monitor.analysis.pipeline import run_channels
+from monitor.library.report import build_report
+from monitor.library.report_html import render_report
+from monitor.library.scorecard import ITEMS, events_from_dicts
 from synth import Turn, synth_call, turns_in_sequence
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

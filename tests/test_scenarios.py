@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import of_type
-from monitor.pipeline import run_channels
+from monitor.analysis.pipeline import run_channels
 from synth import Turn, synth_call, turns_in_sequence
 
 ONSET = 0.15  # how far a detected onset may sit from the synthesized one (Silero's frame and lag)

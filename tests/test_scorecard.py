@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from monitor.pipeline import run_channels
-from monitor.scorecard import ITEMS, NO_TRANSCRIPT, events_from_dicts, score_call
+from monitor.analysis.pipeline import run_channels
+from monitor.library.scorecard import ITEMS, NO_TRANSCRIPT, events_from_dicts, score_call
 from synth import Turn, synth_call, turns_in_sequence
 
 ORDER = [key for key, _ in ITEMS]

@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 
 from monitor.errors import UsageError
 from monitor.events import Cue
-from monitor.server import EventServer, ServerOptions
+from monitor.web.server import EventServer, ServerOptions
 
 
 def levels(t: float) -> dict:

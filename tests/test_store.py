@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 
 from conftest import ROOT, calmline, free_port
 from monitor.errors import UsageError
-from monitor.store import Store, mask_digits
+from monitor.library.store import Store, mask_digits
 from synth import barge_in_call, write_call
 
 
@@ -198,7 +198,7 @@ def test_replay_command_serves_the_recorded_call(call_file, tmp_path):
 def test_a_damaged_audio_file_harms_neither_the_report_nor_the_replay_data(call_file, tmp_path):
     import urllib.request
 
-    from monitor.replay import ReplayOptions, serve_replay
+    from monitor.web.replay import ReplayOptions, serve_replay
 
     path, _ = call_file
     calmline("analyze", path, "--no-transcribe", "--data-dir", tmp_path)

@@ -11,9 +11,9 @@ from audio.decode import read_audio
 from conftest import of_type
 from monitor.config import Config, TranscriptionConfig
 from monitor.errors import UsageError
-from monitor.pipeline import run_channels
-from monitor.report import final_lines
-from monitor.transcriber import load_model
+from monitor.analysis.pipeline import run_channels
+from monitor.library.report import final_lines
+from monitor.analysis.transcriber import load_model
 from synth import Turn, synth_call, turns_in_sequence
 
 
@@ -148,7 +148,7 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path):
 
 
 def test_a_worker_that_falls_behind_sheds_partials_and_keeps_every_final(real_data):
-    from monitor.transcriber import Job, Worker, load_engine
+    from monitor.analysis.transcriber import Job, Worker, load_engine
 
     engine = load_engine("", "int8", 2, 1)
     audio = read_audio(real_data / "whisper" / "jfk.flac")[:, 0]

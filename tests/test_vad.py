@@ -3,7 +3,7 @@ import numpy as np
 from audio import HOP
 from audio.vad import SileroVad
 from monitor.config import Config
-from monitor.party import PartyTrack
+from monitor.analysis.party import PartyTrack
 from synth import speak
 
 

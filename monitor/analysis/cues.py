@@ -5,11 +5,11 @@ Adding a cue is adding one rule class here, its section in config.toml, and its 
 
 from __future__ import annotations
 
-from .config import CuesConfig
+from ..config import CuesConfig
 import re
 from collections import deque
 
-from .events import Cue, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
+from ..events import Cue, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
 
 TEXTS = {
     "wait_for_pause": "Wait for the pause",

@@ -24,8 +24,8 @@ from audio import SAMPLE_RATE
 from audio.errors import AudioError
 from audio.recording import FlacWriter, repair_flac
 
-from .errors import UsageError
-from .events import Event
+from ..errors import UsageError
+from ..events import Event
 
 log = logging.getLogger("calmline.store")
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import connect
 
-from .events import finite
+from ..events import finite
 
 log = logging.getLogger("calmline.hub_client")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ConversationConfig
-from .events import Backchannel, Interruption, Overlap, Silence, TalkEnd, TalkStart
+from ..config import ConversationConfig
+from ..events import Backchannel, Interruption, Overlap, Silence, TalkEnd, TalkStart
 from .party import PartyTrack
 
 

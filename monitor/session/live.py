@@ -11,8 +11,8 @@ from typing import Callable, Iterable
 
 from audio.sources import Frame
 
-from .events import DeviceStatus, Event
-from .pipeline import Pipeline
+from ..events import DeviceStatus, Event
+from ..analysis.pipeline import Pipeline
 
 log = logging.getLogger("calmline.live")
 

@@ -13,9 +13,9 @@ from collections import deque
 from audio import SAMPLE_RATE
 from audio.sources import AudioRing
 
-from . import PARTIES
-from .config import TranscriptionConfig
-from .events import Pace, TalkEnd, Transcript
+from .. import PARTIES
+from ..config import TranscriptionConfig
+from ..events import Pace, TalkEnd, Transcript
 from .pace import PaceMeter
 from .transcriber import PAD_S, WINDOW_S, Engine, Job, Result, Worker, load_engine
 

@@ -11,8 +11,8 @@ from audio import HOP, SAMPLE_RATE
 from audio.loudness import FLOOR_DB, Baseline, NoiseFloor, RollingPower, db, power
 from audio.vad import SileroVad
 
-from .config import Config
-from .events import TalkEnd, TalkStart
+from ..config import Config
+from ..events import TalkEnd, TalkStart
 
 FRAME_S = HOP / SAMPLE_RATE
 COUPLING_MIN = 8

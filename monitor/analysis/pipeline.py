@@ -15,11 +15,11 @@ import numpy as np
 from audio import HOP
 from audio.sources import Frame
 
-from . import PARTIES
-from .config import Config
+from .. import PARTIES
+from ..config import Config
 from .conversation import Conversation
 from .cues import build_rules
-from .events import CallEnd, CallStart, Event, Levels
+from ..events import CallEnd, CallStart, Event, Levels
 from .pace import PaceMeter
 from .party import FRAME_S, PartyTrack, frames_for
 from .speech import SpeechStage

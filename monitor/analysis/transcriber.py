@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 
-from .errors import UsageError
+from ..errors import UsageError
 
 log = logging.getLogger("calmline.transcriber")
 

@@ -31,11 +31,11 @@ from urllib.parse import unquote, urlsplit
 
 import monitor
 
-from .errors import UsageError
-from .events import finite
-from .report import build_report
-from .scorecard import events_from_dicts, score_call
-from .store import Store
+from ..errors import UsageError
+from ..events import finite
+from ..library.report import build_report
+from ..library.scorecard import events_from_dicts, score_call
+from ..library.store import Store
 
 log = logging.getLogger("calmline.replay")
 

@@ -2,17 +2,17 @@
 
 Works on the events' JSON form (what the store gives back), so a live call, a file and a replay score
 alike. Each item is met or missed with its evidence: a timestamped transcript line or a measured figure.
-Phrase lists are lower case and matched with `monitor.cues.find_phrase` (whole words, punctuation ignored).
+Phrase lists are lower case and matched with `monitor.analysis.cues.find_phrase` (whole words, punctuation ignored).
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from . import PARTIES
-from .config import AcknowledgeConfig
-from .cues import find_phrase
-from .events import Event, Transcript
+from .. import PARTIES
+from ..config import AcknowledgeConfig
+from ..analysis.cues import find_phrase
+from ..events import Event, Transcript
 from .report import final_lines
 
 EMPATHY = ["sorry", "apologize", "apologise", "apologies", "i understand", "understand how", "understand why",

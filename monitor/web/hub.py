@@ -43,7 +43,7 @@ from websockets.http11 import Request, Response
 
 import monitor
 
-from .errors import UsageError
+from ..errors import UsageError
 from .floor import Alert, CallState, _num
 from .ratelimit import TokenBucket
 

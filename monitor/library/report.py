@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import PARTIES
-from .events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd, Transcript
+from .. import PARTIES
+from ..events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd, Transcript
 
 
 def build_report(events: list[Event]) -> dict:

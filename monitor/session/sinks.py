@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .events import Event, StoreStatus
-from .store import CallRecorder
+from ..events import Event, StoreStatus
+from ..library.store import CallRecorder
 
 
 class Collect:

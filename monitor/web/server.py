@@ -28,8 +28,8 @@ from websockets.http11 import Request, Response
 
 import monitor
 
-from .errors import UsageError
-from .events import finite
+from ..errors import UsageError
+from ..events import finite
 
 log = logging.getLogger("calmline.server")
 

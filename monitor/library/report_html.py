@@ -10,8 +10,8 @@ import math
 from datetime import datetime
 from html import escape
 
-from . import PARTIES
-from .config import SlowDownConfig, TranscriptionConfig
+from .. import PARTIES
+from ..config import SlowDownConfig, TranscriptionConfig
 from .report import build_report
 from .scorecard import clock, events_from_dicts, score_call
 

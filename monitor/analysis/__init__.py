@@ -1,0 +1,1 @@
+"""The analysis of one call: per-party tracks, conversation, cue rules, pace, transcription."""

@@ -1,0 +1,1 @@
+"""The call library and after the call: the store, reports and the scorecard."""

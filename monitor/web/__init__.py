@@ -1,0 +1,1 @@
+"""The web side: the overlay's event server, the supervisors' hub and floor, replay."""
