@@ -115,11 +115,13 @@ class Interruption(Event):
 
 @dataclass
 class Cue(Event):
-    """Advice for the agent, shown on the overlay; `t` is when its condition was met."""
+    """Advice for the agent, shown on the overlay; `t` is when its condition was met. Of the cues up at once,
+    pages show the one of highest `rank` (set from cues.PRIORITY; 0 = unranked, below every ranked cue)."""
 
     kind: str = ""
     text: str = ""
     reason: str = ""
+    rank: int = 0
     type = "cue"
 
 

@@ -26,6 +26,9 @@ PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", 
             "pause_first", "dead_air"]
 """Most important first: the overlay shows one cue at a time."""
 
+RANKS = {kind: len(PRIORITY) - i for i, kind in enumerate(PRIORITY)}
+"""Each cue's `rank` on the wire: higher is more urgent (1 the least), so pages need no copy of PRIORITY."""
+
 
 class Rule:
     """A cue kind with its own cooldown (audio seconds between two cues of this kind)."""
@@ -41,7 +44,7 @@ class Rule:
         if reason is None or (self._last is not None and now - self._last < self.cfg.cooldown_s):
             return None
         self._last = now
-        return Cue(t=now, kind=self.kind, text=TEXTS[self.kind], reason=reason)
+        return Cue(t=now, kind=self.kind, text=TEXTS[self.kind], reason=reason, rank=RANKS[self.kind])
 
     def check(self, now: float, pipeline, events: list) -> str | None:
         """A short reason when the cue's condition is met at `now`, else None."""
