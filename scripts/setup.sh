@@ -10,20 +10,45 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
+# Another package manager (unattended-upgrades on a fresh machine, say) may hold the dpkg lock: wait for it with
+# a message instead of failing; apt's own Lock::Timeout covers the moment between this check and apt's start.
+dpkg_busy() {
+  command -v python3 >/dev/null || return 1
+  python3 - <<'PY' 2>/dev/null
+import fcntl, sys
+for path in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock"):
+    try:
+        with open(path, "a") as f:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+APT=(apt-get -qq -o DPkg::Lock::Timeout=1800)
 if [ ${#missing[@]} -gt 0 ]; then
+  if dpkg_busy; then
+    echo "setup: another package manager holds the dpkg lock; waiting for it to finish..." >&2
+    while dpkg_busy; do sleep 2; done
+  fi
   echo "setup: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${APT[@]}" update
+  "${APT[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
+# A strict editable install (links to each file, no import-path tricks) prints no warnings; it must be redone when
+# a module is added or removed, so the stamp holds the list of package files along with pyproject.toml's digest.
 stamp=.venv/.calmline-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+state=$( { sha1sum pyproject.toml; find audio monitor ui -type f ! -name '*.pyc' | sort; } | sha1sum)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$state" ]; then
   echo "setup: installing Python packages into .venv" >&2
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[test]"
-  touch "$stamp"
+  .venv/bin/pip install -q -e ".[test]" --config-settings editable_mode=strict
+  echo "$state" > "$stamp"
 fi
