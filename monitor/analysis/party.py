@@ -59,6 +59,7 @@ class PartyTrack:
         self._min_silence = frames_for(self.cfg.min_silence_s)
         self.in_speech = False
         self.voiced = False
+        self.was_voiced = False  # `voiced` of the previous tick: what the other party's bleed test reads
         self.spurt: Spurt | None = None
         self.last_start: float | None = None
         self.last_end: float | None = None
@@ -74,6 +75,7 @@ class PartyTrack:
     # --- per frame -------------------------------------------------------------------------
     def level(self, frame: np.ndarray) -> float:
         """First pass of a tick: this frame's power, before any party decides on voice."""
+        self.was_voiced = self.voiced
         self.power = power(frame)
         self.momentary.push(self.power)
         self.frame_db = db(self.power)
@@ -115,10 +117,11 @@ class PartyTrack:
         """Far below the other channel and no louder than the measured bleed path: the other party's voice.
 
         The bleed path (headset or line crosstalk) is learned while only the other party talks: this
-        channel's level minus theirs. Own speech over theirs stands well above that.
+        channel's level minus theirs. Own speech over theirs stands well above that. Both parties read
+        the other's voice decision of the previous tick, so neither depends on which is stepped first.
         """
         diff = self.momentary.db - other.momentary.db
-        if other.voiced and self.spurt is None:
+        if other.was_voiced and self.spurt is None:
             self.coupling.push(diff)
         if diff >= -self.cfg.bleed_margin_db:
             return False
