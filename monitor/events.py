@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
 
 VERSION = 1
 
@@ -37,6 +39,23 @@ class Event:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "type" in cls.__dict__:
+            _TYPES[cls.type] = cls
+
+    @classmethod
+    def from_dict(cls, data) -> "Event":
+        """The event of a JSON object, every field checked by its annotation and range (see `parse_event`)."""
+        event = parse_event(data)
+        if cls is not Event and not isinstance(event, cls):
+            raise ValueError(f"type must be {cls.type!r}")
+        return event
+
+
+_TYPES: dict[str, type[Event]] = {}
+"""Event classes by their `type`, filled as they are defined."""
 
 
 @dataclass
@@ -171,3 +190,166 @@ class StoreStatus(Event):
     state: str = "error"
     message: str = ""
     type = "store"
+
+
+# ---- the JSON form parsed back, checked field by field ----
+
+PARTY_FIELDS = {"party", "by", "before", "after"}
+"""Fields that name a party; dictionaries keyed by party (levels, talking, wpm, parties) too."""
+RANGES = {
+    "t": (0.0, 1e6), "start": (0.0, 1e6), "end": (0.0, 1e6), "at": (0.0, 1e6), "duration": (0.0, 1e6),
+    "overlap_s": (0.0, 1e6), "started_at": (0.0, 1e11), "loudness_dbfs": (-200.0, 100.0),
+    "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000),
+}
+"""Sane ranges of numbers by field (audio seconds up to 11 days, dBFS, words per minute); others +-1e9."""
+TEXT_LIMITS = {"text": 4000, "reason": 1000, "message": 1000}
+"""Longest string per field; others 200 characters."""
+LIST_LIMITS = {"words": 2000}
+"""Most items per list field; others 8."""
+NUMBER_LIMIT = 1e9
+
+
+def parse_event(data) -> Event:
+    """An Event from its JSON form. Unknown keys are ignored and missing ones take their default (as
+    docs/protocol.md asks of readers), but every field present must have its annotated type and lie in its
+    range: a ValueError names the first that does not. Numbers nested in dictionaries and lists may be
+    null (NaN and infinities are written as null)."""
+    if not isinstance(data, dict):
+        raise ValueError("an event must be an object")
+    kind = data.get("type")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {str(kind)[:40]!r}")
+    if "t" not in data:
+        raise ValueError(f"{kind}.t is missing")
+    values = {}
+    for name, check in _checkers(cls):
+        if name in data:
+            values[name] = check(data[name], f"{kind}.{name}")
+    return cls(**values)
+
+
+def events_from_dicts(items: list) -> list[Event]:
+    """Events from their JSON form (what the store gives back); unknown types and invalid items are skipped."""
+    out = []
+    for item in items:
+        if isinstance(item, Event):
+            out.append(item)
+            continue
+        if hasattr(item, "to_dict"):
+            item = item.to_dict()
+        try:
+            out.append(parse_event(item))
+        except ValueError:
+            continue
+    return out
+
+
+_CHECKERS: dict[type, list] = {}
+
+
+def _checkers(cls) -> list:
+    """(field, check(value, where)) for each field of an event class, made once from its annotations."""
+    checkers = _CHECKERS.get(cls)
+    if checkers is None:
+        hints = typing.get_type_hints(cls)
+        checkers = _CHECKERS[cls] = [(f.name, _checker(hints[f.name], f.name, nested=False)) for f in fields(cls)]
+    return checkers
+
+
+def _checker(hint, name: str, nested: bool):
+    """A function returning its value if it fits `hint` and the field's range, else raising a ValueError
+    naming `where`."""
+    from . import PARTIES
+
+    origin = typing.get_origin(hint)
+    if origin is types.UnionType or origin is typing.Union:
+        inner = _checker(next(h for h in typing.get_args(hint) if h is not type(None)), name, nested)
+        return lambda value, where: None if value is None else inner(value, where)
+    if hint is float or hint is int:
+        low, high = RANGES.get(name, (-NUMBER_LIMIT, NUMBER_LIMIT))
+        want = "an integer" if hint is int else "a number"
+        accepted = int if hint is int else (int, float)
+
+        def number(value, where):
+            if value is None and nested:
+                return None
+            if not isinstance(value, accepted) or value is True or value is False:
+                raise ValueError(f"{where} must be {want}")
+            if not low <= value <= high:  # NaN fails this too
+                raise ValueError(f"{where} must be between {low:g} and {high:g}")
+            return float(value) if hint is float else value
+        return number
+    if hint is bool:
+        def boolean(value, where):
+            if value is not True and value is not False:
+                raise ValueError(f"{where} must be true or false")
+            return value
+        return boolean
+    if hint is str:
+        limit = TEXT_LIMITS.get(name, 200)
+        party = name in PARTY_FIELDS and not nested
+
+        def string(value, where):
+            if not isinstance(value, str):
+                raise ValueError(f"{where} must be a string")
+            if party and value not in PARTIES:
+                raise ValueError(f"{where} must be one of {', '.join(PARTIES)}")
+            if len(value) > limit:
+                raise ValueError(f"{where} is longer than {limit} characters")
+            return value
+        return string
+    if hint is list or origin is list:
+        limit = LIST_LIMITS.get(name, 8)
+        item = _word if name == "words" else _checker(typing.get_args(hint)[0], name, True) if origin else _plain
+
+        def sequence(value, where):
+            if not isinstance(value, list):
+                raise ValueError(f"{where} must be a list")
+            if len(value) > limit:
+                raise ValueError(f"{where} has more than {limit} items")
+            return [item(x, f"{where}[{i}]") for i, x in enumerate(value)]
+        return sequence
+    if hint is dict or origin is dict:
+        args = typing.get_args(hint)
+        item = _totals if args and args[1] is dict else _checker(args[1], name, True) if args else _plain
+
+        def mapping(value, where):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where} must be an object")
+            for key in value:
+                if key not in PARTIES:
+                    raise ValueError(f"{where} keys must be among {', '.join(PARTIES)}")
+            return {key: item(x, f"{where}.{key}") for key, x in value.items()}
+        return mapping
+    raise TypeError(f"no check for {name}: {hint!r}")  # a field added without teaching this function
+
+
+def _word(item, where: str) -> list:
+    """[word, start, end] of a final transcript."""
+    if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and len(item[0]) <= 100):
+        raise ValueError(f"{where} must be [word, start, end]")
+    return [item[0], _WORD_TIME(item[1], where), _WORD_TIME(item[2], where)]
+
+
+_WORD_TIME = _checker(float, "start", nested=False)
+
+
+def _plain(value, where: str):
+    """A small scalar: a finite number, true/false, null or a short string."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > NUMBER_LIMIT:
+            raise ValueError(f"{where} must be a finite number")
+        return value
+    if isinstance(value, str) and len(value) <= 200:
+        return value
+    raise ValueError(f"{where} must be a number, true/false, null or a short string")
+
+
+def _totals(value, where: str) -> dict:
+    """A party's totals at call end: a few named scalars."""
+    if not isinstance(value, dict) or len(value) > 32:
+        raise ValueError(f"{where} must be an object of at most 32 totals")
+    return {str(k)[:64]: _plain(v, f"{where}.{k}") for k, v in value.items()}

@@ -7,12 +7,10 @@ Phrase lists are lower case and matched with `monitor.analysis.cues.find_phrase`
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from .. import PARTIES
 from ..config import AcknowledgeConfig
 from ..analysis.cues import find_phrase
-from ..events import Event, Transcript
+from ..events import Event, Transcript, events_from_dicts  # noqa: F401 (re-exported)
 from .report import final_lines
 
 EMPATHY = ["sorry", "apologize", "apologise", "apologies", "i understand", "understand how", "understand why",
@@ -51,32 +49,6 @@ ITEMS = [("respond", "Respond"), ("empathize", "Empathize and apologize"), ("see
 
 
 # --- events in, events out ----------------------------------------------------------------------
-
-def _event_classes(base=Event) -> dict[str, type]:
-    out = {}
-    for cls in base.__subclasses__():
-        out[cls.type] = cls
-        out.update(_event_classes(cls))
-    return out
-
-
-def events_from_dicts(items: list) -> list[Event]:
-    """Events from their JSON form (unknown types and keys skipped, as protocol.md asks of clients)."""
-    classes = _event_classes()
-    out = []
-    for item in items:
-        if isinstance(item, Event):
-            out.append(item)
-            continue
-        if hasattr(item, "to_dict"):
-            item = item.to_dict()
-        cls = classes.get(item.get("type")) if isinstance(item, dict) else None
-        if cls is None or item.get("t") is None:
-            continue
-        names = {f.name for f in fields(cls)}
-        out.append(cls(**{k: v for k, v in item.items() if k in names}))
-    return out
-
 
 def clock(t: float) -> str:
     """m:ss, the way a coach reads a call."""
