@@ -92,6 +92,8 @@ class Pipeline:
     # --- one tick --------------------------------------------------------------------------
     def _take(self, name: str, n: int) -> np.ndarray:
         chunks = self._pending[name]
+        if not chunks:  # this party has nothing buffered (the other may): finish() pads it with silence
+            return np.zeros(0, np.float32)
         data = np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
         rest = data[n:]
         self._pending[name] = [rest] if len(rest) else []
