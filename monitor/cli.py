@@ -9,13 +9,17 @@ import sys
 import time
 from pathlib import Path
 
-from audio import SAMPLE_RATE
+from .session.stop import Stop
+
+_STOP = Stop.on_signals()  # first of all, so that SIGINT/SIGTERM during start-up is a clean stop too
+
+from audio import SAMPLE_RATE  # noqa: E402
 from audio.errors import AudioError
-from audio.sources import array_frames, duration_s, load_monos, load_stereo, paced
+from audio.sources import open_monos, open_stereo, paced
 
 from .config import Config, load_config
 from .errors import UsageError
-from .session.live import Stop, run_call
+from .session.live import run_call
 from .analysis.pipeline import Pipeline
 from .library.report import _clock, build_report, format_summary
 from .web.server import EventServer, ServerOptions
@@ -28,6 +32,8 @@ DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) not in CALL_LOOPS and Stop.release():
+        return 130
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -131,11 +137,11 @@ def _call_args(parser: argparse.ArgumentParser) -> None:
 
 
 def open_call(args, config: Config, default: Path | None = None):
-    """The call's channels {'agent', 'customer'} and a name for its source, from the CLI arguments."""
+    """The call file(s) opened for streaming (channels 'agent', 'customer') and a name for its source."""
     if args.agent or args.customer:
         if args.call or not (args.agent and args.customer):
             raise UsageError("give either one stereo CALL file or both --agent FILE and --customer FILE")
-        return load_monos({"agent": args.agent, "customer": args.customer}), f"{args.agent} + {args.customer}"
+        return open_monos({"agent": args.agent, "customer": args.customer}, _warn), f"{args.agent} + {args.customer}"
     path = args.call or default
     if path is None:
         raise UsageError("no call given: pass a CALL file, or --agent FILE --customer FILE")
@@ -145,18 +151,22 @@ def open_call(args, config: Config, default: Path | None = None):
     }
     if picks["agent"] == picks["customer"]:
         raise UsageError(f"agent and customer are both on channel {picks['agent']}; they need a channel each")
-    return load_stereo(path, picks), str(path)
+    return open_stereo(path, picks, _warn), str(path)
+
+
+def _warn(message: str) -> None:
+    print(f"calmline: warning: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_analyze(args) -> int:
     config = load_config(args.config)
-    channels, source = open_call(args, config)
+    call, source = open_call(args, config)
     pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None)
-    total = duration_s(channels, SAMPLE_RATE)
+    total = call.duration_s
     progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
     started_at = time.time()
     sink = Collect(_open_out(args.events), recorder=_recorder(args, config, pipeline, started_at))
-    run_call(array_frames(channels), pipeline, sink.with_progress(progress, pipeline), started_at=started_at)
+    run_call(call.frames(), pipeline, sink.with_progress(progress, pipeline), Stop.on_signals(), started_at=started_at)
     if progress:
         progress.done()
     sink.close()
@@ -168,7 +178,7 @@ def cmd_analyze(args) -> int:
 def cmd_demo(args) -> int:
     """Replay a call file in real time through exactly the live path: same pipeline, server and overlay."""
     config = load_config(args.config)
-    channels, source = open_call(args, config, default=DEMO_CALL)
+    call, source = open_call(args, config, default=DEMO_CALL)
     hub = _publisher(args, config)
     publish = _publishers(_serve(args, config), hub)
     stop = Stop.on_signals()
@@ -177,7 +187,7 @@ def cmd_demo(args) -> int:
             pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
             started_at = time.time()
             sink = Collect(_open_out(args.events), publish, _recorder(args, config, pipeline, started_at))
-            run_call(paced(array_frames(channels), SAMPLE_RATE), pipeline, sink, stop, started_at=started_at)
+            run_call(paced(call.frames(), SAMPLE_RATE), pipeline, sink, stop, started_at=started_at)
             sink.close()
             if not args.loop or stop.flag.is_set():
                 break
@@ -439,6 +449,9 @@ class Progress:
     def done(self) -> None:
         print(file=sys.stderr)
 
+
+CALL_LOOPS = (cmd_analyze, cmd_demo, cmd_live, cmd_hub, cmd_replay)
+"""Commands that run until stopped or done and end cleanly on SIGINT/SIGTERM; the others get Python's defaults."""
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,31 +4,15 @@ pipeline, every event published to the overlay's server as it happens."""
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from audio.sources import Frame
 
 from ..events import DeviceStatus, Event
 from ..analysis.pipeline import Pipeline
+from .stop import Stop  # noqa: F401  (re-exported: the stop every call loop checks)
 
 log = logging.getLogger("calmline.live")
-
-
-@dataclass
-class Stop:
-    """Set by SIGINT/SIGTERM: the call ends cleanly (spurts closed, finals transcribed, call_end sent)."""
-
-    flag: threading.Event
-
-    @classmethod
-    def on_signals(cls) -> "Stop":
-        stop = cls(threading.Event())
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.flag.set())
-        return stop
 
 
 def run_call(source: Iterable, pipeline: Pipeline, emit: Callable[[list[Event]], None], stop: Stop | None = None,
