@@ -22,7 +22,6 @@ from .errors import UsageError
 from .session.live import run_call
 from .analysis.pipeline import Pipeline
 from .library.report import _clock, build_report, format_summary
-from .web.server import EventServer, ServerOptions
 from .session.sinks import Collect
 from .library.store import CallRecorder, Store, resolve_data_dir
 
@@ -414,13 +413,14 @@ def _device(text) -> int | str:
     return int(text) if str(text).isdigit() else text
 
 
-def _serve(args, config: Config) -> EventServer:
+def _serve(args, config: Config):
+    """The agent's overlay, served on loopback (or --host) for live and demo."""
+    from .web.app import WebOptions
+    from .web.overlay import serve_overlay
+
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    server = EventServer(ServerOptions(host=host, port=port))
-    server.start()
-    print(f"calmline: overlay at {server.url}", file=sys.stderr, flush=True)
-    return server
+    return serve_overlay(WebOptions(host=host, port=port))
 
 
 def _open_out(path: str | None):
