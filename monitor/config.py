@@ -163,8 +163,33 @@ class StoreConfig:
     record: bool = True
     data_dir: str = ""
     agent_name: str = ""
-    mask_digits: bool = True
+    mask_digits: bool = True  # deprecated: redaction is [redact] now; false here turns it off (with a warning)
     retention_days: float = 90.0
+    redact_audio: bool = True
+    redact_hold_s: float = 15.0
+
+
+@dataclass
+class RedactConfig:
+    enabled: bool = True
+    min_digits: int = 4
+    run_window_s: float = 10.0
+    emails: bool = True
+    audio_pad_s: float = 0.25
+    patterns: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        import re
+
+        if self.min_digits < 1:
+            raise UsageError(f"'redact.min_digits' must be at least 1, not {self.min_digits!r}")
+        for name, rx in self.patterns.items():
+            if not re.fullmatch(r"[a-z_]+", name):
+                raise UsageError(f"'redact.patterns.{name}': a pattern's name is lower-case letters and _")
+            try:
+                re.compile(rx)
+            except re.error as exc:
+                raise UsageError(f"'redact.patterns.{name}' is not a regular expression ({exc})") from None
 
 
 @dataclass
@@ -192,6 +217,7 @@ class Config:
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
 
@@ -218,7 +244,21 @@ def load_config(path: str | Path | None = None) -> Config:
         raise UsageError(f"{path}: cannot read config ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML ({exc})") from None
-    return _build(Config, data, str(path), "")
+    config = _build(Config, data, str(path), "")
+    _deprecated_mask_digits(config, data, str(path))
+    return config
+
+
+def _deprecated_mask_digits(config: Config, data: dict, path: str) -> None:
+    """`[store] mask_digits` (the store's own masking) became `[redact] enabled`: still read, with a warning."""
+    if "mask_digits" not in data.get("store", {}):
+        return
+    import logging
+
+    logging.getLogger("calmline.config").warning(
+        "%s: 'store.mask_digits' is deprecated; use 'redact.enabled' (transcripts are redacted in the pipeline)", path)
+    if "enabled" not in data.get("redact", {}):
+        config.redact.enabled = config.store.mask_digits
 
 
 def _build(cls, data: dict, path: str, prefix: str):
