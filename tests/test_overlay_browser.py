@@ -1,4 +1,4 @@
-"""The overlay in Debian's headless chromium, fed by a real EventServer."""
+"""The overlay in Debian's headless chromium, fed by the real web app (uvicorn)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect
 
-from monitor.analysis.cues import PRIORITY
-from monitor.web.server import EventServer, ServerOptions
+from monitor.analysis.cues import RANKS
+from monitor.web.app import WebOptions
+from monitor.web.overlay import OverlayServer
 
 from conftest import ARTIFACTS
 
 
 @pytest.fixture
 def server():
-    srv = EventServer(ServerOptions(port=0))
-    srv.start()
+    srv = OverlayServer(WebOptions(port=0)).start()
     yield srv
     srv.stop()
 
@@ -32,7 +32,7 @@ def page(browser, server):
     assert not errors, errors
 
 
-def open_overlay(page: Page, server: EventServer, query: str = "") -> None:
+def open_overlay(page: Page, server: OverlayServer, query: str = "") -> None:
     page.goto(server.url + query)
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
 
@@ -47,7 +47,7 @@ def ev(type_: str, t: float, **fields) -> dict:
 
 
 def cue(t: float, kind: str, text: str) -> dict:
-    return ev("cue", t, kind=kind, text=text, reason="test")
+    return ev("cue", t, kind=kind, text=text, reason="test", rank=RANKS[kind])
 
 
 def line(t: float, party: str, text: str, final: bool = True) -> dict:
@@ -56,7 +56,6 @@ def line(t: float, party: str, text: str, final: bool = True) -> dict:
 
 def test_overlay_shows_a_call(page, server):
     open_overlay(page, server)
-    assert page.evaluate("PRIORITY") == PRIORITY  # overlay.js keeps its own copy
     server.publish(ev("call_start", 0.0, call_id="c1", source="test", parties=["agent", "customer"]))
     server.publish(ev("levels", 0.2, levels={"agent": -21.4, "customer": -60.0},
                       talking={"agent": True, "customer": False}))
@@ -142,8 +141,7 @@ def test_overlay_reconnects_and_catches_up(page, server):
     expect(page.locator("#status")).to_contain_text("reconnecting")
     screenshot(page, "overlay-disconnected.png")
 
-    again = EventServer(ServerOptions(port=port))
-    again.start()
+    again = OverlayServer(WebOptions(port=port)).start()
     try:
         # Published before the overlay is back: it arrives in the snapshot on reconnect.
         again.publish(ev("call_start", 0.0, call_id="c2", source="test", parties=["agent", "customer"]))
