@@ -1,5 +1,5 @@
 "use strict";
-/* calmline replay: one recorded call, from /call.json and /audio.flac (see monitor/replay.py).
+/* calmline replay: one recorded call, from data.json and audio.flac beside the page at /calls/ID/ (see monitor/web/library.py).
    Everything follows the audio's current time: the playhead, the line being spoken and "the overlay
    as it was", recomputed from the events with t <= currentTime as overlay.js would have shown them. */
 
@@ -33,7 +33,7 @@ for (const p of PARTIES) {
   ui.pace[p] = $(`ov-pace-${p}`);
 }
 
-let data = null;     // /call.json
+let data = null;     // data.json
 let duration = 0;    // seconds the timeline spans
 let timed = [];      // events other than levels, by t (ties in arrival order)
 let levels = [];     // [[t, agent_dbfs, customer_dbfs, agent_talking, customer_talking], ...]
@@ -87,7 +87,7 @@ function seek(t) {
 
 async function load() {
   try {
-    const res = await fetch("call.json", { cache: "no-store" });
+    const res = await fetch("data.json", { cache: "no-store" });
     if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
     data = await res.json();
   } catch (err) {
