@@ -240,6 +240,7 @@ class EventServer:
             return None
         if path == "/":
             path = "/overlay.html"
+        path = path[3:] if path.startswith("/ui/") else path  # pages name their files /ui/..., as the web app does
         if ".." in path.split("/") or "\0" in path:
             return connection.respond(http.HTTPStatus.FORBIDDEN, "Forbidden\n")
         file = (UI_DIR / path.lstrip("/")).resolve()
