@@ -14,9 +14,10 @@ from audio import SAMPLE_RATE
 from audio.sources import AudioRing
 
 from .. import PARTIES
-from ..config import TranscriptionConfig
+from ..config import RedactConfig, TranscriptionConfig
 from ..events import Pace, TalkEnd, Transcript
 from .pace import PaceMeter
+from .redact import Redactor
 from .transcriber import PAD_S, WINDOW_S, Engine, Job, Result, Worker, load_engine
 
 RING_S = 60.0
@@ -96,10 +97,12 @@ def shared_worker(cfg: TranscriptionConfig) -> Worker:
 
 
 class SpeechStage:
-    """Per call: audio rings, spurt jobs, transcript and pace events."""
+    """Per call: audio rings, spurt jobs, transcript and pace events. Every transcript is redacted here,
+    as it is made, so that no output ever sees the raw text (docs/privacy.md)."""
 
-    def __init__(self, cfg: TranscriptionConfig, call_id: str, live: bool):
+    def __init__(self, cfg: TranscriptionConfig, call_id: str, live: bool, redact: RedactConfig | None = None):
         self.cfg = cfg
+        self.redact = Redactor(redact or RedactConfig())
         self.call_id = call_id
         if live:
             self.backend = OnWorker(shared_worker(cfg), call_id)
@@ -161,8 +164,8 @@ class SpeechStage:
             if not result.text:
                 continue
             words = [[w.text, round(w.start, 2), round(w.end, 2)] for w in result.words] if job.final else []
-            out.append(Transcript(t=now, party=party, start=job.start, end=job.end, text=result.text,
-                                  final=job.final, words=words))
+            out.append(self.redact(Transcript(t=now, party=party, start=job.start, end=job.end, text=result.text,
+                                              final=job.final, words=words)))
         if paced:
             out.append(Pace(t=now, wpm={p: _round(m.wpm) for p, m in self.pace.items()}))
         return out
