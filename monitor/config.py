@@ -202,6 +202,8 @@ class HubConfig:
     tls_cert: str = ""
     tls_key: str = ""
     allowed_origins: list = field(default_factory=list)
+    max_connections_per_agent: int = 4
+    max_calls_per_agent: int = 8
     tokens: dict = field(default_factory=dict)
     supervisors: dict = field(default_factory=dict)
 
