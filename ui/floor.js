@@ -2,12 +2,10 @@
 /* calmline floor: one WebSocket to /floor/ws (the session cookie authenticates it). The hub sends a `floor`
    snapshot, then `tile`, `alert`, `call_end` and `remove` messages; after a `watch` it also streams that call's
    events, which the live view shows as the agent's overlay would. A WebSocket message may hold several JSON
-   objects, one per line. See docs/protocol.md, "The hub". */
+   objects, one per line. See docs/protocol.md, "The hub". The live view's state comes from Calmline.reduce
+   (calmline.js), as the overlay's does. */
 
-// Most important first, as monitor/cues.py PRIORITY: the live view, like the overlay, shows one cue at a time.
-const PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", "slow_down",
-                  "let_them_talk", "pause_first", "dead_air"];
-const PARTIES = ["agent", "customer"];
+const PARTIES = Calmline.PARTIES;
 const CUE_S = 8;                 // how long a cue stays up in the live view (as the overlay's default)
 const TRANSCRIPT_LINES = 12;
 const SORT_EVERY_MS = 1000;      // tiles move at most once a second, so the floor stays readable
@@ -33,7 +31,8 @@ for (const p of PARTIES) {
 const calls = new Map();   // call_id -> { tile, el, receivedAt }
 let socket = null;
 let watched = null;        // the live view's call id
-let live = null;           // the live view's overlay state
+let live = null;           // the live view's overlay state (Calmline.state)
+let liveCue = null;        // the cue the live view shows
 let lastSort = 0;
 let orderDirty = true;
 
@@ -58,7 +57,7 @@ const handlers = {
       c.tile.status = "ended";
       renderTile(c);
     }
-    if (msg.call_id === watched) overlay.call_end();
+    if (msg.call_id === watched) overlayEvent({ type: "call_end" });
   },
   remove(msg) {
     removeTile(msg.call_id);
@@ -99,7 +98,7 @@ function setTile(tile) {
     ui.tiles.append(c.el);
     orderDirty = true;
     lastSort = 0;
-  } else if (rankKey(c.tile) !== rankKey(tile)) {
+  } else if (orderKey(c.tile) !== orderKey(tile)) {
     orderDirty = true;
   }
   c.tile = tile;
@@ -154,10 +153,10 @@ function renderTile(c) {
   q(".dur").textContent = duration(c);
   for (const p of PARTIES) {
     const row = q(`.row[data-party="${p}"]`);
-    setMeter(row.querySelector(".meter"), t.status === "live" ? t.levels && t.levels[p] : null);
+    Calmline.setMeter(row.querySelector(".meter"), t.status === "live" && t.levels ? t.levels[p] : null);
     row.querySelector(".dot").classList.toggle("on", t.status === "live" && Boolean(t.talking && t.talking[p]));
   }
-  q(".share").textContent = percent(t.share);
+  q(".share").textContent = Calmline.percent(t.share);
   q(".int").textContent = t.interruptions ? String(t.interruptions.agent + t.interruptions.customer) : "0";
   q(".cues").textContent = String(t.cues_1m || 0);
   q(".cue").textContent = t.cue ? t.cue.text : "";
@@ -165,7 +164,7 @@ function renderTile(c) {
   c.dirty = false;
 }
 
-function rankKey(t) {
+function orderKey(t) {
   return `${t.needs_attention}|${Math.round(t.attention)}|${t.status}`;
 }
 
@@ -188,7 +187,7 @@ function sortTiles() {
 function duration(c) {
   const t = c.tile;
   const running = t.status === "live" ? (performance.now() - c.receivedAt) / 1000 : 0;
-  return clock(t.t + running);
+  return Calmline.clock(t.t + running, { pad: true });
 }
 
 function renderSummary() {
@@ -260,119 +259,47 @@ function closeLive() {
 }
 
 function resetLive() {
-  live = { now: 0, cues: new Map(), shown: null, finals: [], interim: {} };
-  for (const p of PARTIES) {
-    setMeter(ui.meter[p], null);
-    ui.talk[p].classList.remove("on");
-    ui.pace[p].textContent = "–";
-  }
+  live = Calmline.state({ lines: TRANSCRIPT_LINES });
+  liveCue = null;
   ui.liveCueBox.dataset.idle = "No cue";
-  renderCue();
-  renderTranscript();
+  renderLive();
 }
 
 function renderLiveStats(t) {
   ui.liveStatus.textContent = t.status === "lost" ? "connection lost" : t.status;
   ui.liveStatus.dataset.status = t.status;
-  ui.liveShare.textContent = percent(t.share);
+  ui.liveShare.textContent = Calmline.percent(t.share);
   ui.liveInt.textContent = t.interruptions ? `${t.interruptions.agent} by agent, ${t.interruptions.customer} by customer` : "–";
   ui.liveCues.textContent = String(t.cues_1m || 0);
   ui.liveReasons.textContent = (t.reasons || []).join(" · ");
   ui.live.dataset.attention = String(Boolean(t.needs_attention));
 }
 
-const overlay = {
-  call_start() {
-    ui.liveCueBox.dataset.idle = "No cue";
-  },
-  call_end() {
-    live.cues.clear();
-    renderCue();
-    for (const p of PARTIES) setMeter(ui.meter[p], null);
-    ui.liveCueBox.dataset.idle = "Call ended";
-  },
-  levels(ev) {
-    for (const p of PARTIES) {
-      if (ev.levels && p in ev.levels) setMeter(ui.meter[p], ev.levels[p]);
-      ui.talk[p].classList.toggle("on", Boolean(ev.talking && ev.talking[p]));
-    }
-  },
-  cue(ev) {
-    live.cues.set(ev.kind, { kind: ev.kind, text: ev.text || ev.kind, t: ev.t, at: performance.now() });
-    renderCue();
-  },
-  pace(ev) {
-    for (const p of PARTIES) {
-      if (ev.wpm && p in ev.wpm) ui.pace[p].textContent = typeof ev.wpm[p] === "number" ? String(Math.round(ev.wpm[p])) : "–";
-    }
-  },
-  transcript(ev) {
-    // As the overlay: an interim is replaced by the party's next line; a final replaces the same party's
-    // earlier finals that start at or after its start (a phrase heard again, longer).
-    if (ev.final === false) {
-      live.interim[ev.party] = ev;
-    } else {
-      delete live.interim[ev.party];
-      const kept = live.finals.filter((f) => f.party !== ev.party || f.start < ev.start);
-      live.finals = (ev.text && ev.text.trim() ? [...kept, ev] : kept).slice(-TRANSCRIPT_LINES);
-    }
-    renderTranscript();
-  },
-};
-
 function overlayEvent(ev) {
-  if (!live || !ev || typeof ev !== "object" || !Object.hasOwn(overlay, ev.type)) return;
-  overlay[ev.type](ev);
-  if (typeof ev.t === "number") live.now = Math.max(live.now, ev.t);
-  if (ev.type !== "cue") renderCue();
+  if (!live || !ev || typeof ev !== "object") return;
+  Calmline.reduce(live, ev, performance.now() / 1000);
+  if (ev.type === "call_start") ui.liveCueBox.dataset.idle = "No cue";
+  else if (ev.type === "call_end") ui.liveCueBox.dataset.idle = "Call ended";
+  renderLive();
 }
 
-function rank(kind) {
-  const i = PRIORITY.indexOf(kind);
-  return i < 0 ? PRIORITY.length : i;
+function renderLive() {
+  for (const p of PARTIES) {
+    Calmline.setMeter(ui.meter[p], live.levels[p]);
+    ui.talk[p].classList.toggle("on", live.talking[p]);
+    ui.pace[p].textContent = Calmline.wpm(live.wpm[p]);
+  }
+  Calmline.showLines(ui.liveTranscript, Calmline.lines(live));
+  renderCue();
 }
 
 function renderCue() {
-  let best = null;
-  for (const [kind, cue] of live.cues) {
-    const age = Math.max((performance.now() - cue.at) / 1000, live.now - cue.t);
-    if (age >= CUE_S) live.cues.delete(kind);
-    else if (!best || rank(kind) < rank(best.kind)) best = cue;
-  }
-  if (best === live.shown) return;
-  live.shown = best;
+  const best = Calmline.currentCue(live, CUE_S, performance.now() / 1000);
+  if (best === liveCue) return;
+  liveCue = best;
   ui.liveCue.textContent = best ? best.text : "";
   ui.liveCue.dataset.kind = best ? best.kind : "";
   ui.liveCue.className = best ? "show" : "";
-}
-
-function renderTranscript() {
-  const lines = [...live.finals, ...Object.values(live.interim)].slice(-TRANSCRIPT_LINES);
-  ui.liveTranscript.replaceChildren(...lines.map((ev) => {
-    const line = document.createElement("p");
-    line.className = `${ev.party}${ev.final === false ? " interim" : ""}`;
-    line.textContent = ev.text || "";
-    return line;
-  }));
-}
-
-// ---- helpers ----
-
-function setMeter(el, dbfs) {
-  const db = typeof dbfs === "number" ? Math.min(0, Math.max(-60, dbfs)) : -60;
-  el.firstElementChild.style.width = `${((db + 60) / 60) * 100}%`;
-  el.setAttribute("aria-valuenow", String(Math.round(db)));
-}
-
-function percent(share) {
-  return typeof share === "number" ? `${Math.round(share * 100)}%` : "–";
-}
-
-function clock(seconds) {
-  const s = Math.max(0, Math.floor(seconds));
-  const two = (n) => String(n).padStart(2, "0");
-  const h = Math.floor(s / 3600);
-  return h ? `${h}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}` : `${two(Math.floor(s / 60))}:${two(s % 60)}`;
 }
 
 // ---- connection: reconnects by itself; back to the login page when the session is gone ----
