@@ -285,11 +285,11 @@ def cmd_hub(args) -> int:
 def cmd_hash_password(args) -> int:
     """Print a salted hash for [hub.supervisors]; the password is read without echo (or from stdin)."""
 
-    from .web.hub import hash_password
+    from .web.auth import MIN_SECRET_CHARS, hash_password
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if not password:
-        raise UsageError("an empty password is not allowed")
+    if len(password) < MIN_SECRET_CHARS:
+        raise UsageError(f"a supervisor's password must be at least {MIN_SECRET_CHARS} characters")
     print(hash_password(password))
     return 0
 

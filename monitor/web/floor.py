@@ -1,24 +1,25 @@
-"""What the supervisors' floor knows of one live call: bounded counters, the last minute of cues, the
-last transcript lines, the customer's voice against their own level, and the attention score that puts
-the calls needing a supervisor first. Pure state, no networking: the hub feeds it events."""
+"""What the supervisors' floor knows of one live call: bounded counters, the last minute of cues, the last
+transcript line, and the attention score that puts the calls needing a supervisor first. Pure state, no
+networking: the floor feeds it checked events (monitor.events).
+
+Raised voice and dead air come from the pipeline's own cues (`speak_softly`, `dead_air`), decided with the
+thresholds in the user's config.toml; the floor does not measure them again with thresholds of its own."""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 from collections import deque
 from dataclasses import dataclass
 
-from .ratelimit import TokenBucket
+from ..events import CallEnd, CallStart, Cue, Event, Interruption, Levels, Pace, TalkEnd, TalkStart, Transcript
 
 CUE_WINDOW_S = 60.0
 CUES_ALERT = 3
-DEAD_AIR_ALERT_S = 10.0
-RAISED_DB = 6.0
+RAISED_SHOW_S = 10.0
+"""A `speak_softly` cue shows the call as raised voice for this long (audio seconds)."""
 ATTENTION = 2.0
 """A call whose attention score reaches this is flagged for supervisors (sorted first, highlighted)."""
 SNAPSHOT_TRANSCRIPTS = 20
+LINE_CHARS = 160
 
 
 @dataclass
@@ -29,19 +30,14 @@ class Alert:
     kind: str
     text: str
     at: float
-    """Wall clock (Unix seconds) when the hub raised it."""
-
-
-def _num(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-        value) else None
+    """Wall clock (Unix seconds) when the server raised it."""
 
 
 class CallState:
     """One call's floor state, bounded whatever the call's length: counters, the last minute of cues, the last
-    transcript lines and what a newly watching supervisor needs to show the agent's overlay at once."""
+    transcript line and what a newly watching supervisor needs to show the agent's overlay at once."""
 
-    def __init__(self, call_id: str, agent: str, origin: str, started_at: float, tile_interval_s: float = 0.2):
+    def __init__(self, call_id: str, agent: str, origin: str, started_at: float):
         self.call_id, self.agent, self.origin, self.started_at = call_id, agent, origin, started_at
         self.status = "live"
         self.t = 0.0
@@ -49,8 +45,7 @@ class CallState:
         self.seq = 0
         self.gaps = 0
         self.dropped = 0
-        self.levels: dict = {}
-        self.talking: dict = {}
+        self.talking: dict[str, bool] = {}
         self.talk_s = {"agent": 0.0, "customer": 0.0}
         self.interruptions = {"agent": 0, "customer": 0}
         self.cues: deque[tuple[float, str, str]] = deque(maxlen=200)
@@ -58,13 +53,14 @@ class CallState:
         self.line: dict | None = None
         self.wpm: dict = {}
         self.silent_since: float | None = None
-        self.voice = _Voice()
+        self.raised_at: float | None = None
+        self.dead_air_at: float | None = None
+        """Audio time of the pipeline's dead air cue, while nobody has talked since."""
         self.alerted: set[str] = set()
         self.conn = None
-        """The local monitor connection currently sending this call (None for calls of other hubs)."""
-        self.changed_at = time.monotonic()
-        self.tiles = TokenBucket(1.25 / tile_interval_s, 3.0)
-        self.tile_timer: asyncio.TimerHandle | None = None
+        """The local monitor connection currently sending this call (None for calls of other servers)."""
+        self.changed_at = 0.0
+        """Monotonic time of the last status change (lost, ended), for the floor's sweep."""
         self._order = 0
         self._latest: dict[str, tuple[int, dict]] = {}
         self._transcripts: deque[tuple[int, dict]] = deque(maxlen=SNAPSHOT_TRANSCRIPTS)
@@ -78,62 +74,56 @@ class CallState:
         self.seq = seq
         return True
 
-    def apply(self, event: dict, at: float | None) -> None:
-        kind = event.get("type")
-        t = _num(event.get("t")) or 0.0
-        self.t = max(self.t, t)
+    def apply(self, event: Event, raw: dict, at: float | None) -> None:
+        """Fold in one checked event; `raw` is its JSON form, kept for a watching supervisor's snapshot."""
+        self.t = max(self.t, event.t)
         if at is not None:
             self.at = max(self.at, at)
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is not None:
-            handler(event, t)
-        self._remember(kind, event)
+        if isinstance(event, Levels):
+            self.talking = dict(event.talking)
+            if any(self.talking.values()):
+                self._voice()
+            elif self.silent_since is None:
+                self.silent_since = event.t
+        elif isinstance(event, TalkStart):
+            self.talking[event.party] = True
+            self._voice()
+        elif isinstance(event, TalkEnd):
+            self.talk_s[event.party] += max(0.0, event.t - event.start)
+        elif isinstance(event, Interruption):
+            self.interruptions[event.by] += 1
+        elif isinstance(event, Cue):
+            text = event.text or event.kind
+            self.cues.append((event.t, event.kind, text))
+            self.last_cue = {"kind": event.kind, "text": text, "t": event.t}
+            if event.kind == "speak_softly":
+                self.raised_at = event.t
+            elif event.kind == "dead_air":
+                self.dead_air_at = event.t
+                if self.silent_since is None:
+                    self.silent_since = event.t
+        elif isinstance(event, Transcript):
+            text = event.text.strip()
+            if text:
+                self.line = {"party": event.party, "text": text[:LINE_CHARS], "final": event.final}
+        elif isinstance(event, Pace):
+            self.wpm = dict(event.wpm)
+        elif isinstance(event, CallStart):
+            self.started_at = event.started_at or self.started_at
+        elif isinstance(event, CallEnd):
+            self.status = "ended"
+        self._remember(event.type, raw)
 
-    def _on_call_start(self, event: dict, t: float) -> None:
-        self.started_at = _num(event.get("started_at")) or self.started_at
+    def _voice(self) -> None:
+        self.silent_since = None
+        self.dead_air_at = None
 
-    def _on_levels(self, event: dict, t: float) -> None:
-        levels, talking = event.get("levels"), event.get("talking")
-        self.levels = {p: _num(v) for p, v in levels.items()} if isinstance(levels, dict) else {}
-        self.talking = {p: bool(v) for p, v in talking.items()} if isinstance(talking, dict) else {}
-        if any(self.talking.values()):
-            self.silent_since = None
-        elif self.silent_since is None:
-            self.silent_since = t
-        self.voice.add(t, self.levels.get("customer"), self.talking.get("customer", False))
-
-    def _on_talk_end(self, event: dict, t: float) -> None:
-        party, start = event.get("party"), _num(event.get("start"))
-        if party in self.talk_s and start is not None:
-            self.talk_s[party] += max(0.0, t - start)
-
-    def _on_interruption(self, event: dict, t: float) -> None:
-        if event.get("by") in self.interruptions:
-            self.interruptions[event["by"]] += 1
-
-    def _on_cue(self, event: dict, t: float) -> None:
-        kind, text = str(event.get("kind", "")), str(event.get("text") or event.get("kind", ""))
-        self.cues.append((t, kind, text))
-        self.last_cue = {"kind": kind, "text": text, "t": t}
-
-    def _on_transcript(self, event: dict, t: float) -> None:
-        text = str(event.get("text") or "").strip()
-        if text:
-            self.line = {"party": event.get("party"), "text": text[:160], "final": event.get("final", True) is not False}
-
-    def _on_pace(self, event: dict, t: float) -> None:
-        if isinstance(event.get("wpm"), dict):
-            self.wpm = {p: _num(v) for p, v in event["wpm"].items()}
-
-    def _on_call_end(self, event: dict, t: float) -> None:
-        self.status = "ended"
-
-    def _remember(self, kind, event: dict) -> None:
+    def _remember(self, kind: str, raw: dict) -> None:
         self._order += 1
         if kind == "transcript":
-            self._transcripts.append((self._order, event))
+            self._transcripts.append((self._order, raw))
         elif kind in ("call_start", "cue", "pace", "levels", "call_end", "device"):
-            self._latest[kind] = (self._order, event)
+            self._latest[kind] = (self._order, raw)
 
     def snapshot(self) -> list[dict]:
         """What the agent's overlay would be showing: the call start, recent transcripts, latest cue, pace, levels."""
@@ -148,15 +138,18 @@ class CallState:
 
     @property
     def dead_air_s(self) -> float:
-        return self.t - self.silent_since if self.silent_since is not None and self.status == "live" else 0.0
+        """Seconds of silence so far, once the pipeline called it dead air."""
+        if self.dead_air_at is None or self.status != "live":
+            return 0.0
+        return self.t - (self.silent_since if self.silent_since is not None else self.dead_air_at)
 
     def conditions(self) -> dict[str, tuple[float, str]]:
         """Each escalation signal now present: kind -> (attention weight, why)."""
         out: dict[str, tuple[float, str]] = {}
         if self.status == "ended":
             return out
-        if self.voice.raised(self.t):
-            out["raised_voice"] = (3.0, "customer raised voice")
+        if self.raised_at is not None and self.t - self.raised_at < RAISED_SHOW_S:
+            out["raised_voice"] = (3.0, "agent raised voice")
         cues = self.recent_cues()
         if any(kind == "acknowledge" for _, kind, _ in cues):
             out["acknowledge"] = (3.0, "customer upset, not acknowledged")
@@ -168,55 +161,26 @@ class CallState:
         repeated = [text for text, n in counts.items() if n >= 2]
         if repeated:
             out["repeated"] = (1.0, f"repeated: {repeated[0]}")
-        dead = self.dead_air_s
-        if dead >= DEAD_AIR_ALERT_S:
-            out["dead_air"] = (2.0 + (dead - DEAD_AIR_ALERT_S) / 10.0, f"dead air {dead:.0f} s")
+        if self.dead_air_at is not None and self.status == "live":
+            dead = self.dead_air_s
+            out["dead_air"] = (2.0 + (self.t - self.dead_air_at) / 10.0, f"dead air {dead:.0f} s")
         if self.status == "lost":
             out["lost"] = (1.0, "connection lost")
         return out
 
     def tile(self, conditions: dict | None = None) -> dict:
+        """The call's tile on the floor (levels are not in it: they stream to watching supervisors only)."""
         conditions = self.conditions() if conditions is None else conditions
-        score = round(sum(w for w, _ in conditions.values()), 2)
+        score = round(sum(w for w, _ in conditions.values()), 1)
         total = self.talk_s["agent"] + self.talk_s["customer"]
         return {
             "call_id": self.call_id, "agent": self.agent, "hub": self.origin, "status": self.status,
-            "started_at": self.started_at, "t": round(self.t, 3), "at": self.at,
-            "levels": self.levels, "talking": self.talking,
-            "share": round(self.talk_s["agent"] / total, 3) if total > 0 else None,
+            "started_at": self.started_at, "t": round(self.t, 1), "at": self.at, "talking": self.talking,
+            "share": round(self.talk_s["agent"] / total, 2) if total > 0 else None,
             "interruptions": dict(self.interruptions), "cues_1m": len(self.recent_cues()),
             "cue": self.last_cue if self.last_cue and self.last_cue["t"] >= self.t - CUE_WINDOW_S else None,
-            "wpm": self.wpm, "dead_air_s": round(self.dead_air_s, 1), "raised_voice": "raised_voice" in conditions,
+            "wpm": self.wpm, "dead_air_s": int(self.dead_air_s), "raised_voice": "raised_voice" in conditions,
             "line": self.line, "attention": score, "needs_attention": score >= ATTENTION,
             "reasons": [why for _, why in sorted(conditions.values(), key=lambda c: -c[0])],
             "gaps": self.gaps, "dropped": self.dropped,
         }
-
-
-class _Voice:
-    """The customer's voice level against their own: a slow baseline (~30 s of talk) and a fast one (~1 s)."""
-
-    WARMUP = 25  # levels frames (5 s of the customer talking) before the baseline counts
-    HOLD_S = 10.0
-
-    def __init__(self):
-        self.n = 0
-        self.base = 0.0
-        self.fast = 0.0
-        self.until = -1.0
-
-    def add(self, t: float, db: float | None, talking: bool) -> None:
-        if not talking or db is None:
-            return
-        self.n += 1
-        if self.n <= self.WARMUP:
-            self.base += (db - self.base) / self.n
-            self.fast = db if self.n == 1 else self.fast + (db - self.fast) * 0.2
-            return
-        self.base += (db - self.base) * (0.2 / 30.0)
-        self.fast += (db - self.fast) * 0.2
-        if self.fast - self.base >= RAISED_DB:
-            self.until = t + self.HOLD_S
-
-    def raised(self, t: float) -> bool:
-        return t < self.until

@@ -1,0 +1,320 @@
+"""The floor as a whole: every call's state, the alerts, who watches which call, and what each supervisor is
+sent. Calls come from this server's monitors (monitor.web.monitors) and from other servers (the Redis bridge).
+
+What a supervisor is sent, and how fast:
+- alerts, `call_end`, `remove`, and every event of the call they watch: at once, through their Outbox;
+- tiles: a call's tile is published at most every `tile_interval_s`, and only when something a supervisor
+  sees changed (not its clock alone); each supervisor then gets only the fields that changed since the
+  tile it last received of that call. A supervisor who reads slowly gets the merged change, never a backlog.
+  Levels are not in tiles: they stream only to the supervisors watching that call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from .floor import Alert, CallState
+from .jsonwire import dumps
+from .monitors import DroppedMessage, EventMessage, MAX_SEQ_JUMP
+from .supervisors import Supervisor
+
+log = logging.getLogger("calmline.floor")
+
+PROTOCOL_VERSION = 1
+ALERT_KINDS = ("raised_voice", "acknowledge", "cues", "dead_air", "lost")
+CLOCK_FIELDS = frozenset({"t", "at"})
+"""Tile fields that change with every event: sent along with a change, never a reason to send a tile."""
+
+
+@dataclass
+class FloorOptions:
+    tile_interval_s: float = 0.25
+    """At most one tile per call per this interval to each supervisor."""
+    tick_s: float = 0.05
+    """How often changed tiles are looked for (their extra delay at most)."""
+    queue_size: int = 512
+    """Per-supervisor queue length beyond which watched `levels` are dropped; 4x this of others closes it."""
+    max_calls: int = 20000
+    """Calls on this floor at most, whatever the agents (each agent has its own cap too)."""
+    max_calls_per_agent: int = 8
+    ended_linger_s: float = 10.0
+    """An ended call stays on the floor this long."""
+    lost_forget_s: float = 600.0
+    """A call whose connection was lost and never came back is dropped after this long."""
+    peer_timeout_s: float = 5.0
+    """Calls of a server not heard from over Redis for this long show as connection lost."""
+
+
+class Floor:
+    """Every call on the floor and the supervisors watching it; runs on the web app's event loop."""
+
+    def __init__(self, options: FloorOptions | None = None, server_id: str | None = None):
+        self.options = options or FloorOptions()
+        self.id = server_id or secrets.token_hex(4)
+        self.calls: dict[str, CallState] = {}
+        self.alerts: deque[Alert] = deque(maxlen=50)
+        self.supervisors: set[Supervisor] = set()
+        self.watchers: dict[str, set[Supervisor]] = {}
+        self.peers: dict[str, float] = {}
+        self.bridge = None
+        """The Redis bridge (monitor.web.redis_bridge), when servers share the floor."""
+        self.published: dict[str, dict] = {}
+        """Each call's tile as last published to supervisors."""
+        self._dirty: dict[str, float] = {}
+        """Calls with an unpublished change -> when they may next be published (monotonic)."""
+        self._next: dict[str, float] = {}
+        self._alert_id = 0
+
+    def stats(self) -> dict:
+        return {"calls": len(self.calls), "supervisors": len(self.supervisors),
+                "redis": None if self.bridge is None else self.bridge.healthy}
+
+    # ---- calls in ----
+
+    def ingest(self, agent: str, msg: EventMessage, origin: str, conn=None) -> str | None:
+        """Apply one checked event of `agent`'s call (from a local monitor or another server); an error
+        reason, or None."""
+        call = self.calls.get(msg.call_id)
+        event = msg.event
+        if call is None:
+            if len(self.calls) >= self.options.max_calls:
+                return "too many calls on this server"
+            if event.type == "call_start":
+                self._supersede(agent, msg.call_id)
+            if origin == self.id and self._open_calls(agent) >= self.options.max_calls_per_agent:
+                return f"too many open calls for this agent ({self.options.max_calls_per_agent})"
+            started = getattr(event, "started_at", 0.0) or max(0.0, (msg.at or time.time()) - event.t)
+            call = self.calls[msg.call_id] = CallState(msg.call_id, agent, origin, started)
+        elif call.agent != agent:
+            return "call_id belongs to another agent"
+        if call.seq and msg.seq > call.seq + MAX_SEQ_JUMP:
+            return f"seq jumps more than {MAX_SEQ_JUMP} ahead of {call.seq}"
+        call.origin = origin
+        if conn is not None:
+            call.conn = conn
+            conn.calls.add(msg.call_id)
+        resumed = call.status == "lost"
+        if resumed:
+            call.status = "live"
+        if not call.accept_seq(msg.seq):
+            if resumed:
+                self._changed(call)
+            return None
+        call.apply(event, msg.raw, msg.at)
+        if event.type == "call_end":
+            call.changed_at = time.monotonic()
+        self._forward(call, msg)
+        if self.bridge is not None and origin == self.id:
+            self.bridge.send(agent, msg.to_wire())
+        self._changed(call, ended=event.type == "call_end")
+        return None
+
+    def dropped(self, agent: str, msg: DroppedMessage, origin: str) -> str | None:
+        call = self.calls.get(msg.call_id) if msg.call_id is not None else None
+        if call is not None and call.agent == agent:
+            call.dropped += msg.count
+            self._changed(call)
+        log.info("monitor %s reports %d events dropped while the server was unreachable", agent, msg.count)
+        if self.bridge is not None and origin == self.id:
+            self.bridge.send(agent, msg.to_wire())
+        return None
+
+    def monitor_gone(self, conn) -> None:
+        """A local monitor connection ended: its live calls show as connection lost."""
+        for call_id in conn.calls:
+            call = self.calls.get(call_id)
+            if call is not None and call.conn is conn:
+                call.conn = None
+                if call.status == "live":
+                    self.lose(call)
+                    if self.bridge is not None:
+                        self.bridge.send_lost(conn.agent, call_id)
+
+    def remote_lost(self, agent: str, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.agent == agent and call.status == "live":
+            self.lose(call)
+
+    def heard_from(self, server_id: str) -> None:
+        self.peers[server_id] = time.monotonic()
+
+    def lose(self, call: CallState) -> None:
+        call.status = "lost"
+        call.changed_at = time.monotonic()
+        self._changed(call)
+
+    def _open_calls(self, agent: str) -> int:
+        return sum(1 for call in self.calls.values() if call.agent == agent and call.status != "ended")
+
+    def _supersede(self, agent: str, call_id: str) -> None:
+        """An agent has one call at a time: their new call ends any earlier one left open (a crashed monitor)."""
+        for call in list(self.calls.values()):
+            if call.agent == agent and call.call_id != call_id and call.status != "ended":
+                call.status = "ended"
+                call.changed_at = time.monotonic()
+                self._changed(call, ended=True)
+
+    def _changed(self, call: CallState, ended: bool = False) -> None:
+        conditions = call.conditions()
+        for kind in ALERT_KINDS:
+            if kind in conditions and kind not in call.alerted:
+                self._alert(call, kind, conditions[kind][1])
+        call.alerted = {k for k in conditions if k in ALERT_KINDS}
+        if ended:
+            self._publish(call)
+            self._broadcast(dumps({"type": "call_end", "call_id": call.call_id, "agent": call.agent}))
+        elif call.call_id not in self._dirty:
+            self._dirty[call.call_id] = self._next.get(call.call_id, 0.0)
+
+    def _alert(self, call: CallState, kind: str, text: str) -> None:
+        self._alert_id += 1
+        alert = Alert(self._alert_id, call.call_id, call.agent, kind, text, round(time.time(), 3))
+        self.alerts.append(alert)
+        log.info("alert: %s %s: %s", call.agent, call.call_id, text)
+        self._broadcast(dumps({"type": "alert", **asdict(alert)}))
+
+    def _forward(self, call: CallState, msg: EventMessage) -> None:
+        watchers = self.watchers.get(call.call_id)
+        if not watchers:
+            return
+        text = dumps({"type": "event", "call_id": call.call_id, "at": msg.at, "event": msg.raw})
+        kind = "levels" if msg.event.type == "levels" else "event"
+        for sup in list(watchers):
+            self._put(sup, kind, text)
+
+    # ---- tiles ----
+
+    def publish_due(self) -> None:
+        """Publish every changed tile whose interval has passed (the floor's tick)."""
+        if not self._dirty:
+            return
+        now = time.monotonic()
+        due = [call_id for call_id, when in self._dirty.items() if when <= now]
+        for call_id in due:
+            del self._dirty[call_id]
+            call = self.calls.get(call_id)
+            if call is not None:
+                self._publish(call, now)
+
+    def _publish(self, call: CallState, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._dirty.pop(call.call_id, None)
+        tile = call.tile()
+        last = self.published.get(call.call_id)
+        if last is not None and all(last.get(k) == v for k, v in tile.items() if k not in CLOCK_FIELDS):
+            return  # only its clock moved: supervisors extrapolate that themselves
+        self.published[call.call_id] = tile
+        self._next[call.call_id] = now + self.options.tile_interval_s
+        for sup in self.supervisors:
+            sup.tile_changed(call.call_id)
+
+    # ---- supervisors ----
+
+    def connect(self, sup: Supervisor) -> None:
+        """A supervisor's floor stream opened: the whole floor first, then changes."""
+        for call_id in list(self._dirty):
+            call = self.calls.get(call_id)
+            if call is not None:
+                self._publish(call)
+        tiles = [self.published[call_id] for call_id in self.calls if call_id in self.published]
+        tiles.sort(key=lambda tile: (not tile["needs_attention"], -tile["attention"], tile["started_at"]))
+        sup.known = {tile["call_id"]: dict(tile) for tile in tiles}
+        sup.outbox.put("floor", dumps({"type": "floor", "v": PROTOCOL_VERSION, "hub": self.id, "user": sup.user,
+                                       "calls": tiles, "alerts": [asdict(alert) for alert in self.alerts]}))
+        sup.wake.set()
+        self.supervisors.add(sup)
+
+    def disconnect(self, sup: Supervisor) -> None:
+        self.supervisors.discard(sup)
+        self._unwatch(sup)
+
+    def on_supervisor_message(self, sup: Supervisor, msg) -> None:
+        if not isinstance(msg, dict) or msg.get("type") != "watch":
+            self._put(sup, "event", dumps({"type": "error", "reason": "expected a watch message"}))
+            return
+        self._unwatch(sup)
+        call_id = msg.get("call_id")
+        if call_id is None:
+            return
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None:
+            self._put(sup, "event", dumps({"type": "error", "reason": "no such call",
+                                           "call_id": call_id if isinstance(call_id, str) else None}))
+            return
+        sup.watching = call_id
+        self.watchers.setdefault(call_id, set()).add(sup)
+        self._put(sup, "event", dumps({"type": "watching", "call_id": call_id, "agent": call.agent,
+                                       "events": call.snapshot()}))
+
+    def _unwatch(self, sup: Supervisor) -> None:
+        if sup.watching is not None:
+            watchers = self.watchers.get(sup.watching)
+            if watchers is not None:
+                watchers.discard(sup)
+                if not watchers:
+                    del self.watchers[sup.watching]
+            sup.watching = None
+
+    def end_sessions(self, sid: str, reason: str) -> None:
+        """A session ended (logout): close its floor streams."""
+        for sup in [s for s in self.supervisors if s.sid == sid]:
+            self._drop(sup, 1008, reason)
+
+    def _broadcast(self, text: str) -> None:
+        for sup in list(self.supervisors):
+            self._put(sup, "event", text)
+
+    def _put(self, sup: Supervisor, kind: str, text: str) -> None:
+        if not sup.put(kind, text):
+            log.warning("closing supervisor %s: too far behind", sup.user)
+            self._drop(sup, 1013, "client too slow")
+
+    def _drop(self, sup: Supervisor, code: int, reason: str) -> None:
+        self.disconnect(sup)
+        sup.close(code, reason)
+
+    # ---- housekeeping ----
+
+    async def run(self) -> None:
+        """The floor's clock: publish changed tiles every tick, sweep once a second."""
+        sweep_at = 0.0
+        while True:
+            await asyncio.sleep(self.options.tick_s)
+            try:
+                self.publish_due()
+                if time.monotonic() >= sweep_at:
+                    sweep_at = time.monotonic() + 1.0
+                    self.sweep()
+            except Exception:
+                log.exception("floor tick failed")
+
+    def sweep(self) -> None:
+        """Drop calls ended a while ago, forget lost ones, notice servers gone silent, end expired sessions."""
+        now = time.monotonic()
+        opts = self.options
+        dead_peers = {peer for peer, seen in self.peers.items() if now - seen > opts.peer_timeout_s}
+        for call in list(self.calls.values()):
+            if call.status == "ended" and now - call.changed_at > opts.ended_linger_s:
+                self._remove(call)
+            elif call.status == "lost" and now - call.changed_at > opts.lost_forget_s:
+                self._remove(call)
+            elif call.status == "live" and call.origin in dead_peers:
+                self.lose(call)
+        wall = time.time()
+        for sup in [s for s in self.supervisors if s.expires < wall]:
+            self._drop(sup, 1008, "session expired")
+
+    def _remove(self, call: CallState) -> None:
+        self.calls.pop(call.call_id, None)
+        self.published.pop(call.call_id, None)
+        self._dirty.pop(call.call_id, None)
+        self._next.pop(call.call_id, None)
+        self.watchers.pop(call.call_id, None)
+        for sup in self.supervisors:
+            sup.forget(call.call_id)
+        self._broadcast(dumps({"type": "remove", "call_id": call.call_id}))
