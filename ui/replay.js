@@ -1,23 +1,24 @@
 "use strict";
 /* calmline replay: one recorded call, from data.json and audio.flac beside the page at /calls/ID/ (see monitor/web/library.py).
    Everything follows the audio's current time: the playhead, the line being spoken and "the overlay
-   as it was", recomputed from the events with t <= currentTime as overlay.js would have shown them. */
+   as it was", folded by Calmline.reduce (calmline.js) from the events with t <= currentTime, as the
+   overlay folded them live. */
 
-// Most important first, as monitor/cues.py PRIORITY: the overlay shows one cue at a time.
-const PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", "slow_down",
-                  "let_them_talk", "pause_first", "dead_air"];
-const PARTIES = ["agent", "customer"];
+const PARTIES = Calmline.PARTIES;
 const NAMES = { agent: "Agent", customer: "Customer" };
 const CUE_S = 8;             // how long the overlay keeps a cue up (overlay.js CUE_S)
 const FADE_S = 1;            // its last second, fading
 const OVERLAY_LINES = 3;     // transcript lines on the overlay (overlay.js TRANSCRIPT_LINES)
-const FLOOR_DB = -60;        // meters and the timeline show -60..0 dBFS
+const FLOOR_DB = Calmline.FLOOR_DB;  // meters and the timeline show -60..0 dBFS
 // Timeline geometry in CSS pixels (replay.css #plot and .gutter agree).
 const CUE_ROW = 22;
 const LANE = { agent: [26, 52], customer: [82, 52] };  // [top, height]
 const AXIS_TOP = 138;
-const COLORS = { agent: "#7fb4e0", customer: "#c3a6e0", overlap: "#e0b36f", lane: "#1d232a",
-                 grid: "#2a323b", text: "#8d98a3" };
+// The canvas draws in the page's palette (common.css).
+const palette = getComputedStyle(document.documentElement);
+const COLORS = Object.fromEntries(Object.entries({ agent: "--agent", customer: "--customer", overlap: "--overlap",
+                                                   lane: "--panel", grid: "--grid", text: "--muted" })
+  .map(([use, name]) => [use, palette.getPropertyValue(name).trim()]));
 
 const $ = (id) => document.getElementById(id);
 const audio = $("audio");
@@ -38,18 +39,12 @@ let duration = 0;    // seconds the timeline spans
 let timed = [];      // events other than levels, by t (ties in arrival order)
 let levels = [];     // [[t, agent_dbfs, customer_dbfs, agent_talking, customer_talking], ...]
 let lines = [];      // the final transcript: {party, start, end, text, el}
-let shown = { t: -1, speaking: "", overlay: "", lines: "" };
+let shown = { t: -1, speaking: "" };
 
 // ---- small helpers ----
 
 function clock(t, tenths = false) {
-  t = Math.max(0, Number(t) || 0);
-  if (tenths) t = Math.floor(t * 10) / 10;
-  const h = Math.floor(t / 3600);
-  const m = Math.floor((t % 3600) / 60);
-  const s = t % 60;
-  const ss = tenths ? s.toFixed(1).padStart(4, "0") : String(Math.floor(s)).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+  return Calmline.clock(t, { tenths });
 }
 
 function el(tag, props = {}, ...children) {
@@ -65,11 +60,6 @@ function el(tag, props = {}, ...children) {
 
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
-}
-
-function rank(kind) {
-  const i = PRIORITY.indexOf(kind);
-  return i < 0 ? PRIORITY.length : i;
 }
 
 function problem(text) {
@@ -137,21 +127,12 @@ function renderHeader(call, events) {
   }
 }
 
-// ---- transcript: final lines only; a final replaces the same party's earlier finals starting at or after it ----
-
-function finalLines(events) {
-  let kept = [];
-  for (const ev of events) {  // arrival order, as the overlay and monitor/report.py read them
-    if (ev.type !== "transcript" || ev.final === false || !(ev.party in NAMES)) continue;
-    kept = kept.filter((x) => x.party !== ev.party || x.start < ev.start);
-    kept.push(ev);
-  }
-  return kept.filter((x) => x.text && x.text.trim()).sort((a, b) => a.start - b.start);
-}
+// ---- transcript: final lines only (Calmline.finalLines: a final replaces the same party's earlier finals
+// starting at or after it) ----
 
 function buildTranscript(events) {
-  lines = finalLines(events).map((ev) => {
-    const line = { party: ev.party, start: ev.start, end: Math.max(ev.end, ev.start), text: ev.text.trim() };
+  lines = Calmline.finalLines(events).map((ev) => {
+    const line = { party: ev.party, start: ev.start, end: ev.end, text: ev.text };
     line.el = el("p", {
       className: `line ${ev.party}`, tabIndex: 0, role: "button",
       title: `Play from ${clock(ev.start, true)}`, dataset: { start: String(ev.start), end: String(ev.end) },
@@ -350,42 +331,15 @@ function levelAt(t) {
 }
 
 function overlayAt(t) {
-  const st = { cues: new Map(), talk: { agent: 0, customer: 0 }, finals: [], interim: {},
-               wpm: { agent: null, customer: null }, ended: false };
+  // Every event up to t through the overlay's reducer, then the level row in effect at t.
+  const st = Calmline.state({ lines: OVERLAY_LINES });
   for (const ev of timed) {
     if (ev.t > t) break;
-    switch (ev.type) {
-      case "cue":  // a newer cue of the same kind replaces the older one and restarts its time
-        st.cues.set(ev.kind, ev);
-        break;
-      case "pace":
-        for (const p of PARTIES) if (ev.wpm && p in ev.wpm) st.wpm[p] = ev.wpm[p];
-        break;
-      case "talk_end":
-        if (ev.party in st.talk && typeof ev.start === "number") st.talk[ev.party] += Math.max(0, ev.t - ev.start);
-        break;
-      case "transcript":
-        if (ev.final === false) {
-          st.interim[ev.party] = ev;
-        } else {
-          delete st.interim[ev.party];
-          const kept = st.finals.filter((f) => f.party !== ev.party || f.start < ev.start);
-          st.finals = ev.text && ev.text.trim() ? [...kept, ev] : kept;
-        }
-        break;
-      case "call_end":
-        st.ended = true;
-        st.cues.clear();
-        break;
-      default:
-    }
+    Calmline.reduce(st, ev);
   }
-  st.cue = null;
-  for (const cue of st.cues.values()) {
-    if (t - cue.t < CUE_S && (!st.cue || rank(cue.kind) < rank(st.cue.kind))) st.cue = cue;
-  }
-  st.level = st.ended ? null : levelAt(t);
-  st.lines = [...st.finals, ...Object.values(st.interim)].slice(-OVERLAY_LINES);
+  const row = st.ended ? null : levelAt(t);
+  Calmline.reduce(st, { type: "levels", t, levels: { agent: row ? row[1] : null, customer: row ? row[2] : null },
+                        talking: { agent: Boolean(row && row[3]), customer: Boolean(row && row[4]) } });
   return st;
 }
 
@@ -394,29 +348,19 @@ function renderOverlay(t) {
   setText(ui.ovTime, clock(t));
   ui.ovView.classList.toggle("ended", st.ended);
   ui.ovCueBox.dataset.idle = st.ended ? "Call ended" : "No cue";
-  const cue = st.cue;
-  setText(ui.ovCue, cue ? cue.text || cue.kind : "");
+  const cue = Calmline.currentCue(st, CUE_S);
+  setText(ui.ovCue, cue ? cue.text : "");
   ui.ovCue.dataset.kind = cue ? cue.kind : "";
   ui.ovCue.classList.toggle("show", Boolean(cue));
-  ui.ovCue.classList.toggle("fading", Boolean(cue) && t - cue.t > CUE_S - FADE_S);
+  ui.ovCue.classList.toggle("fading", Boolean(cue) && Calmline.cueAge(st, cue) > CUE_S - FADE_S);
   ui.ovCue.title = cue && cue.reason ? `${clock(cue.t, true)}: ${cue.reason}` : "";
-  for (const [i, p] of PARTIES.entries()) {
-    const raw = st.level ? st.level[1 + i] : null;
-    const db = typeof raw === "number" ? Math.min(0, Math.max(FLOOR_DB, raw)) : FLOOR_DB;
-    ui.meter[p].firstElementChild.style.width = `${((db - FLOOR_DB) / -FLOOR_DB) * 100}%`;
-    ui.meter[p].setAttribute("aria-valuenow", String(Math.round(db)));
-    ui.talk[p].classList.toggle("on", Boolean(st.level && st.level[3 + i]));
-    const wpm = st.wpm[p];
-    setText(ui.pace[p], typeof wpm === "number" ? String(Math.round(wpm)) : "–");
+  for (const p of PARTIES) {
+    Calmline.setMeter(ui.meter[p], st.levels[p]);
+    ui.talk[p].classList.toggle("on", st.talking[p]);
+    setText(ui.pace[p], Calmline.wpm(st.wpm[p]));
   }
-  const total = st.talk.agent + st.talk.customer;
-  setText(ui.ovShare, total > 0 ? `${Math.round((100 * st.talk.agent) / total)}%` : "–");
-  const key = st.lines.map((l) => `${l.party}|${l.start}|${l.t}`).join("\n");
-  if (key !== shown.lines) {
-    shown.lines = key;
-    ui.ovTranscript.replaceChildren(...st.lines.map((l) =>
-      el("p", { className: `${l.party}${l.final === false ? " interim" : ""}` }, l.text || "")));
-  }
+  setText(ui.ovShare, Calmline.percent(Calmline.share(st)));
+  Calmline.showLines(ui.ovTranscript, Calmline.lines(st));
 }
 
 // ---- following the audio ----

@@ -44,8 +44,8 @@ PAGES = {"/": ("replay.html", "text/html; charset=utf-8"),
          "/replay.html": ("replay.html", "text/html; charset=utf-8"),
          "/replay.js": ("replay.js", "text/javascript; charset=utf-8"),
          "/replay.css": ("replay.css", "text/css; charset=utf-8")}
-PAGES |= {f"/ui/{name}": (name, kind) for name, kind in [*PAGES.values(), ("common.css", "text/css; charset=utf-8"),
-                                                          ("calmline.js", "text/javascript; charset=utf-8")]}
+PAGES |= {f"/ui/{name}": (name, f"text/{kind}; charset=utf-8") for name, kind in [  # as the page names them
+    ("replay.js", "javascript"), ("calmline.js", "javascript"), ("replay.css", "css"), ("common.css", "css")]}
 LEVELS_FORMAT = ["t", "agent_dbfs", "customer_dbfs", "agent_talking", "customer_talking"]
 LOCAL_NAMES = {"localhost", "127.0.0.1", "::1"}
 ANY_HOST = {"", "0.0.0.0", "::"}
