@@ -351,12 +351,13 @@ def cmd_report(args) -> int:
 
 def cmd_replay(args) -> int:
     """Serve a recorded call's replay page until interrupted."""
-    from .web.replay import ReplayOptions, serve_replay
+    from .web.app import WebOptions
+    from .web.library import serve_replay
 
     config = load_config(args.config)
     store = _store(args, config)
-    server = serve_replay(store, args.call_id, ReplayOptions(host=args.host or config.server.host,
-                                                             port=8767 if args.port is None else args.port))
+    server = serve_replay(store, args.call_id, WebOptions(host=args.host or config.server.host,
+                                                          port=8767 if args.port is None else args.port))
     print(f"calmline: replay of call {server.call_id} at {server.url}", file=sys.stderr, flush=True)
     stop = Stop.on_signals()
     try:
@@ -389,7 +390,8 @@ def _recorder(args, config: Config, pipeline: Pipeline, started_at: float) -> Ca
         print(f"calmline: warning: {exc}; this call is not recorded", file=sys.stderr)
         return None
     recorder = CallRecorder(store, pipeline.call_id, pipeline.source, started_at, config.store.agent_name,
-                            config.store.mask_digits)
+                            redact_audio=config.store.redact_audio, pad_s=config.redact.audio_pad_s,
+                            hold_s=config.store.redact_hold_s if pipeline.speech else 0.0)  # no words, no redactions
     pipeline.audio_taps.append(recorder.write_audio)
     return recorder
 

@@ -1,5 +1,6 @@
-"""The replay page: a call recorded by `calmline analyze`, served by a real ReplayServer, played in
-Debian's headless chromium. The call has the agent barging in on the customer: a wait_for_pause cue."""
+"""The call library and replay page: a call recorded by `calmline analyze`, served by the real web app
+(uvicorn), played in Debian's headless chromium. The call has the agent barging in on the customer:
+a wait_for_pause cue."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import ARTIFACTS, calmline
-from monitor.analysis.cues import PRIORITY
 from monitor.errors import UsageError
-from monitor.web.replay import LEVELS_FORMAT, ReplayOptions, ReplayServer, call_data, parse_range, serve_replay
+from monitor.web.app import WebOptions
+from monitor.web.library import LEVELS_FORMAT, ReplayServer, call_data, serve_replay
 from monitor.library.store import Store
 from synth import barge_in_call, write_call
 
@@ -37,7 +38,7 @@ def recorded(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(recorded):
     store, call = recorded
-    srv = serve_replay(store, call["id"][:6], ReplayOptions(port=0))  # an id prefix, as the CLI accepts
+    srv = serve_replay(store, call["id"][:6], WebOptions(port=0))  # an id prefix, as the CLI accepts
     yield srv
     srv.stop()
 
@@ -50,11 +51,11 @@ def cue(recorded):
     return cues[0]
 
 
-def get(srv: ReplayServer, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+def get(srv: ReplayServer, path: str, headers: dict | None = None, method: str = "GET") -> tuple[int, dict, bytes]:
     """A raw request: the path goes out exactly as written (no client-side normalising of '..')."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request(method, path, headers=headers or {})
         res = conn.getresponse()
         return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read()
     finally:
@@ -63,9 +64,13 @@ def get(srv: ReplayServer, path: str, headers: dict | None = None) -> tuple[int,
 
 # --- HTTP --------------------------------------------------------------------------------------
 
-def test_call_json_has_the_call_its_cue_and_compact_levels(server, recorded, cue):
+def at(call: dict, name: str = "") -> str:
+    return f"/calls/{call['id']}/{name}"
+
+
+def test_call_data_has_the_call_its_cue_and_compact_levels(server, recorded, cue):
     store, call = recorded
-    status, headers, body = get(server, "/call.json")
+    status, headers, body = get(server, at(call, "data.json"))
     assert status == 200 and headers["content-type"] == "application/json"
     data = json.loads(body)
     assert data["call"]["id"] == call["id"] and data["call"]["agent"] == call["agent"]
@@ -84,7 +89,7 @@ def test_call_json_has_the_call_its_cue_and_compact_levels(server, recorded, cue
     assert data["report"]["parties"]["agent"]["interruptions"] == 1
     assert len(data["scorecard"]["items"]) == data["scorecard"]["total"] == 9
     # gzip for browsers that take it
-    status, headers, packed = get(server, "/call.json", {"Accept-Encoding": "gzip, deflate"})
+    status, headers, packed = get(server, at(call, "data.json"), {"Accept-Encoding": "gzip, deflate"})
     assert headers["content-encoding"] == "gzip" and gzip.decompress(packed) == body
 
 
@@ -106,56 +111,78 @@ def test_audio_answers_range_requests(server, recorded):
     store, call = recorded
     audio = store.audio_path(call).read_bytes()
     size = len(audio)
-    status, headers, body = get(server, "/audio.flac", {"Range": "bytes=1000-1999"})
+    audio_at = at(call, "audio.flac")
+    status, headers, body = get(server, audio_at, {"Range": "bytes=1000-1999"})
     assert status == 206 and body == audio[1000:2000]
     assert headers["content-range"] == f"bytes 1000-1999/{size}" and headers["content-length"] == "1000"
     assert headers["accept-ranges"] == "bytes" and headers["content-type"] == "audio/flac"
-    status, headers, body = get(server, "/audio.flac", {"Range": f"bytes={size - 100}-"})
+    status, headers, body = get(server, audio_at, {"Range": f"bytes={size - 100}-"})
     assert status == 206 and body == audio[-100:] and headers["content-range"] == f"bytes {size - 100}-{size - 1}/{size}"
-    status, _, body = get(server, "/audio.flac", {"Range": "bytes=-64"})
+    status, _, body = get(server, audio_at, {"Range": "bytes=-64"})
     assert status == 206 and body == audio[-64:]
-    status, headers, _ = get(server, "/audio.flac", {"Range": f"bytes={size}-"})
+    status, headers, _ = get(server, audio_at, {"Range": f"bytes={size}-"})
     assert status == 416 and headers["content-range"] == f"bytes */{size}"
-    status, headers, body = get(server, "/audio.flac")
+    status, headers, body = get(server, audio_at)
     assert status == 200 and body == audio and headers["accept-ranges"] == "bytes"
-    assert parse_range("bytes=5-2", 10) is None and parse_range("bytes=0-1,4-5", 10) is None
-    assert parse_range("bytes=2-99", 10) == (2, 9)
+    status, headers, body = get(server, audio_at, method="HEAD")
+    assert status == 200 and body == b"" and headers["content-length"] == str(size)
+    status, _, body = get(server, audio_at, {"Range": "bytes=2-99999999"})
+    assert status == 206 and body == audio[2:]
 
 
-def test_unknown_paths_404_and_traversal_is_refused(server):
+def test_the_library_lists_calls_and_serves_the_report(server, recorded):
+    _, call = recorded
+    status, headers, body = get(server, "/calls")
+    assert status == 200 and headers["content-type"] == "application/json"
+    (listed,) = json.loads(body)
+    assert listed["id"] == call["id"] and "pid" not in listed
+    status, headers, body = get(server, at(call, "report"))
+    assert status == 200 and headers["content-type"].startswith("text/html") and call["id"].encode() in body
+    assert "style-src 'unsafe-inline'" in headers["content-security-policy"]  # the report's own, inline style
+    assert "script-src" not in headers["content-security-policy"] and b"<script" not in body
+    status, headers, _ = get(server, f"/calls/{call['id']}")
+    assert status == 308 and headers["location"] == at(call)
+    for path in (f"/calls/{call['id'][:6]}/", f"/calls/{call['id'][:6]}/data.json", "/calls/%25/data.json",
+                 "/calls/_/audio.flac"):  # on the web a call is named in full: no prefixes, no patterns
+        assert get(server, path)[0] == 404, path
+
+
+def test_unknown_paths_404_and_traversal_is_refused(server, recorded):
+    _, call = recorded
     status, _, _ = get(server, "/nope")
     assert status == 404
-    for path in ("/replay.py", "/overlay.js", "/ui/replay.html", "/calls.db", "/audio/"):
+    for path in ("/", "/replay.py", "/overlay.js", "/calls.db", "/audio/", "/call.json", "/audio.flac"):
         assert get(server, path)[0] == 404, path
-    for path in ("/../calls.db", "/%2e%2e/calls.db", "/..%2fmonitor%2freplay.py", "/replay.js/../../pyproject.toml",
-                 "/..\\calls.db", "/audio.flac%00"):
+    for path in ("/../calls.db", "/%2e%2e/calls.db", "/..%2fmonitor%2fcli.py", "/ui/replay.js/../../pyproject.toml",
+                 "/ui/..%2fpyproject.toml", "/ui/%2e%2e/pyproject.toml", "/..\\calls.db", at(call, "audio.flac%00"),
+                 at(call, "../../calls.db"), f"/calls/..%2fcalls.db/audio.flac"):
         status, _, body = get(server, path)
-        assert status in (403, 404) and b"SQLite" not in body and b"[project]" not in body, path
-    status, _, body = get(server, "/call.json", {"Host": "attacker.example:80"})  # DNS rebinding
-    assert status == 403
-    status, _, body = get(server, "/", {"Host": f"localhost:{server.port}"})
+        assert status in (400, 403, 404) and b"SQLite" not in body and b"[project]" not in body, path
+    status, _, body = get(server, at(call, "data.json"), {"Host": "attacker.example:80"})  # DNS rebinding
+    assert status == 400 and call["id"].encode() not in body
+    status, _, body = get(server, at(call), {"Host": f"localhost:{server.port}"})
     assert status == 200 and b'id="overlay-view"' in body
 
 
 def test_unknown_call_or_taken_port_is_a_usage_error(recorded):
     store, call = recorded
     with pytest.raises(UsageError, match="no call with id 'deadbeef'"):
-        ReplayServer(store, "deadbeef", ReplayOptions(port=0))
+        ReplayServer(store, "deadbeef", WebOptions(port=0))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(UsageError) as err:
-            serve_replay(store, call["id"], ReplayOptions(port=port))
+            serve_replay(store, call["id"], WebOptions(port=port))
         assert str(err.value) == f"cannot listen on 127.0.0.1:{port}: address already in use"
 
 
 def test_serve_and_stop_leave_the_port_free(recorded):
     store, call = recorded
-    srv = serve_replay(store, call["id"], ReplayOptions(port=0))
+    srv = serve_replay(store, call["id"], WebOptions(port=0))
     port = srv.port
-    assert srv.url == f"http://127.0.0.1:{port}/"
-    assert urllib.request.urlopen(srv.url + "replay.css", timeout=5).status == 200
+    assert srv.url == f"http://127.0.0.1:{port}/calls/{call['id']}/"
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/replay.css", timeout=5).status == 200
     srv.stop()
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -171,15 +198,15 @@ def page(browser, server):
     errors = []
     page.on("pageerror", lambda error: errors.append(error))
     page.goto(server.url)
-    page.wait_for_function("document.body.classList.contains('loaded')")
-    page.wait_for_function("document.getElementById('audio').readyState >= 1", timeout=10_000)
+    page.wait_for_function("() => document.body.classList.contains('loaded')")  # a function: the CSP forbids eval
+    page.wait_for_function("() => document.getElementById('audio').readyState >= 1", timeout=10_000)
     yield page
     context.close()
     assert not errors, errors
 
 
 def seek_done(page, t: float) -> float:
-    page.wait_for_function(f"!audio.seeking && Math.abs(audio.currentTime - {t}) < 0.1", timeout=5000)
+    page.wait_for_function(f"() => !audio.seeking && Math.abs(audio.currentTime - {t}) < 0.1", timeout=5000)
     return page.evaluate("audio.currentTime")
 
 
@@ -191,7 +218,6 @@ def screenshot(page, name: str) -> None:
 def test_the_page_plays_the_call_and_seeks_to_its_cue(page, recorded, cue):
     _, call = recorded
     assert page.evaluate("audio.error") is None
-    assert page.evaluate("PRIORITY") == PRIORITY  # replay.js keeps its own copy, as overlay.js does
     assert page.evaluate("audio.duration") == pytest.approx(call["duration_s"], abs=0.3)
     expect(page.locator("#call-id")).to_have_text(call["id"])
     expect(page.locator("#call-agent")).to_have_text(call["agent"])
@@ -241,5 +267,5 @@ def test_lines_timeline_and_speed_control_the_audio(page, recorded):
         page.select_option("#speed", rate)
         assert page.evaluate("audio.playbackRate") == float(rate)
     page.evaluate("audio.currentTime = audio.duration")
-    page.wait_for_function("!audio.seeking")
+    page.wait_for_function("() => !audio.seeking")
     expect(page.locator("#ov-cue-box")).to_have_attribute("data-idle", "Call ended")

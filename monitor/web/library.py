@@ -1,0 +1,228 @@
+"""The call library on the web: the list of recorded calls, each call's replay page, data, audio and report.
+
+    /calls                      the calls, newest first (JSON)
+    /calls/{id}/                replay page (ui/replay.html); /calls/{id} redirects here, so that the page
+                                finds its data and audio beside it by relative URL
+    /calls/{id}/data.json       the call, its events (levels packed as arrays), the report and the scorecard
+    /calls/{id}/audio.flac      the recording, with byte ranges so that the browser can seek
+    /calls/{id}/report          the HTML report (monitor/library/report_html)
+
+Recorded calls are personal data: every route asks `authorize(request, call)` first (call is None for
+the list). `calmline replay` serves on loopback and allows all; `calmline server` plugs in its sign-in.
+A call still being recorded can be replayed: data.json is rebuilt when its events change.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..errors import UsageError
+from ..library.report import build_report
+from ..library.scorecard import events_from_dicts, score_call
+from ..library.store import Store
+from .app import WebOptions, WebServer, build_app, ui_dir
+from .jsonwire import JSONResponse, dumpb
+
+LEVELS_FORMAT = ["t", "agent_dbfs", "customer_dbfs", "agent_talking", "customer_talking"]
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+              "form-action 'none'; frame-ancestors 'none'")
+"""The report is one self-contained page with its style inline and no script."""
+CACHED_CALLS = 8
+
+Authorize = Callable[[Request, "dict | None"], "bool | Response | Awaitable[bool | Response]"]
+
+
+def allow_all(request: Request, call: dict | None) -> bool:
+    return True
+
+
+def call_data(call: dict, events: list[dict]) -> dict:
+    """What data.json holds: the call, its events with `levels` packed as arrays (see LEVELS_FORMAT)
+    and transcripts without word timings, the report and the scorecard."""
+    levels, thinned = [], []
+    for event in events:
+        kind = event.get("type")
+        if kind == "levels":
+            db, talking = event.get("levels") or {}, event.get("talking") or {}
+            levels.append([event["t"], _db(db.get("agent")), _db(db.get("customer")),
+                           int(bool(talking.get("agent"))), int(bool(talking.get("customer")))])
+            continue
+        thinned.append({k: v for k, v in event.items() if k not in ("v", "words")})
+    return {
+        "call": _public(call),
+        "events": thinned,
+        "levels_format": LEVELS_FORMAT,
+        "levels": levels,
+        "report": build_report(events_from_dicts(events)),
+        "scorecard": score_call(events),
+    }
+
+
+def _db(value) -> float | None:
+    return round(value, 1) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def _public(call: dict) -> dict:
+    return {k: v for k, v in call.items() if k != "pid"}
+
+
+class LibraryPart:
+    """The recorded calls of one Store, behind `authorize`."""
+
+    def __init__(self, store: Store, authorize: Authorize = allow_all):
+        self.store = store
+        self.authorize = authorize
+        self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
+        self._cache: OrderedDict[str, tuple[tuple, bytes, bytes]] = OrderedDict()
+        self.routes = [
+            Route("/calls", self.list_calls, methods=["GET"]),
+            Route("/calls/{call_id}", self.to_page, methods=["GET"]),
+            Route("/calls/{call_id}/", self.page, methods=["GET"]),
+            Route("/calls/{call_id}/data.json", self.data, methods=["GET"]),
+            Route("/calls/{call_id}/audio.flac", self.audio, methods=["GET"]),
+            Route("/calls/{call_id}/report", self.report, methods=["GET"]),
+        ]
+
+    async def startup(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+    # -- routes --
+
+    async def list_calls(self, request: Request) -> Response:
+        if (refusal := await self._refusal(request, None)) is not None:
+            return refusal
+        calls = await self._read(self.store.calls)
+        return JSONResponse([_public(c) for c in calls])
+
+    async def to_page(self, request: Request) -> Response:
+        return RedirectResponse(request.url.path + "/", status_code=308)
+
+    async def page(self, request: Request) -> Response:
+        call = await self._call(request)
+        if isinstance(call, Response):
+            return call
+        return FileResponse(ui_dir() / "replay.html")
+
+    async def data(self, request: Request) -> Response:
+        call = await self._call(request)
+        if isinstance(call, Response):
+            return call
+        plain, packed = await self._read(self._data, call["id"])
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(packed, media_type="application/json",
+                            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+        return Response(plain, media_type="application/json", headers={"Vary": "Accept-Encoding"})
+
+    async def audio(self, request: Request) -> Response:
+        call = await self._call(request)
+        if isinstance(call, Response):
+            return call
+        path = self.store.audio_path(call) if call.get("audio") else None
+        if path is None or not path.is_file():
+            return PlainTextResponse("no audio recorded for this call\n", status_code=404)
+        return FileResponse(path, media_type="audio/flac")
+
+    async def report(self, request: Request) -> Response:
+        call = await self._call(request)
+        if isinstance(call, Response):
+            return call
+        from ..library.report_html import render_report
+
+        events = await self._read(self.store.events, call["id"])
+        html = await run_in_threadpool(render_report, call, events)
+        return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
+
+    # -- helpers --
+
+    async def _call(self, request: Request) -> dict | Response:
+        """The call the URL names exactly (no prefixes or patterns on the web), if this request may see it."""
+        call_id = request.path_params["call_id"]
+        try:
+            call = await self._read(self.store.call, call_id)
+        except UsageError:
+            call = None
+        if call is None or call["id"] != call_id:
+            return PlainTextResponse(f"no call with id '{call_id}'\n", status_code=404)
+        refusal = await self._refusal(request, call)
+        return call if refusal is None else refusal
+
+    async def _refusal(self, request: Request, call: dict | None) -> Response | None:
+        verdict = self.authorize(request, call)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+        if isinstance(verdict, Response):
+            return verdict
+        return None if verdict else PlainTextResponse("not allowed\n", status_code=403)
+
+    async def _read(self, fn, *args):
+        def locked():
+            with self._lock:
+                return fn(*args)
+        return await run_in_threadpool(locked)
+
+    def _data(self, call_id: str) -> tuple[bytes, bytes]:
+        """data.json as (plain, gzipped) bytes, rebuilt only when the call has changed (runs under the lock)."""
+        call = self.store.call(call_id)
+        events = self.store.events(call_id)
+        key = (call["status"], call["duration_s"], len(events))
+        cached = self._cache.get(call_id)
+        if cached is None or cached[0] != key:
+            body = dumpb(call_data(call, events))
+            cached = (key, body, gzip.compress(body, compresslevel=5))
+            self._cache[call_id] = cached
+        self._cache.move_to_end(call_id)
+        while len(self._cache) > CACHED_CALLS:
+            self._cache.popitem(last=False)
+        return cached[1], cached[2]
+
+
+class ReplayServer:
+    """`calmline replay`: the library served on its own, pointing at one call's replay page."""
+
+    def __init__(self, store: Store, call_id: str, options: WebOptions):
+        self.call_id = store.call(call_id)["id"]  # UsageError for an unknown or ambiguous id, before listening
+        self.part = LibraryPart(store)
+        self.server = WebServer(build_app(options, [self.part]), options)
+        self._started = False
+
+    def start(self) -> ReplayServer:
+        if not self._started:
+            self.server.start()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """The call's replay page."""
+        return f"{self.server.url}calls/{self.call_id}/"
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve_replay(store: Store, call_id: str, options: WebOptions) -> ReplayServer:
+    """A started ReplayServer for one call; UsageError for an unknown call or an unusable address."""
+    return ReplayServer(store, call_id, options).start()
