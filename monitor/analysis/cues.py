@@ -1,15 +1,17 @@
-"""Cue rules: each reads the conversation state once per tick and emits at most one kind of cue.
+"""Cue rules: each reads a small view of the call once per tick (`view.CallView`) and emits at most
+one kind of cue, with its own config section and cooldown.
 
-Adding a cue is adding one rule class here, its section in config.toml, and its test.
+Adding a cue is adding one rule class here, its section in config.toml, and its test (feed it views).
 """
 
 from __future__ import annotations
 
-from ..config import CuesConfig
 import re
 from collections import deque
 
+from ..config import AcknowledgeConfig, Config, CuesConfig
 from ..events import Cue, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
+from .view import CallView
 
 TEXTS = {
     "wait_for_pause": "Wait for the pause",
@@ -39,15 +41,16 @@ class Rule:
         self.cfg = cfg
         self._last: float | None = None
 
-    def step(self, now: float, pipeline, events: list) -> Cue | None:
-        reason = self.check(now, pipeline, events)
+    def step(self, view: CallView) -> Cue | None:
+        now = view.t
+        reason = self.check(view)
         if reason is None or (self._last is not None and now - self._last < self.cfg.cooldown_s):
             return None
         self._last = now
         return Cue(t=now, kind=self.kind, text=TEXTS[self.kind], reason=reason, rank=RANKS[self.kind])
 
-    def check(self, now: float, pipeline, events: list) -> str | None:
-        """A short reason when the cue's condition is met at `now`, else None."""
+    def check(self, view: CallView) -> str | None:
+        """A short reason when the cue's condition is met at `view.t`, else None."""
         raise NotImplementedError
 
 
@@ -56,8 +59,8 @@ class WaitForPause(Rule):
 
     kind = "wait_for_pause"
 
-    def check(self, now, pipeline, events):
-        for event in events:
+    def check(self, view):
+        for event in view.events:
             if isinstance(event, Interruption) and event.by == "agent":
                 return f"agent talked over the customer at {event.t:.1f} s"
         return None
@@ -72,8 +75,8 @@ class SpeakSoftly(Rule):
         super().__init__(cfg)
         self._held = 0.0
 
-    def check(self, now, pipeline, events):
-        agent = pipeline.parties["agent"]
+    def check(self, view):
+        agent = view.parties["agent"]
         if not agent.talking:
             self._held = 0.0
             return None
@@ -83,7 +86,7 @@ class SpeakSoftly(Rule):
         if rise is None or agent.baseline_s < self.cfg.min_baseline_s or rise < self.cfg.rise_db:
             self._held = 0.0
             return None
-        self._held += pipeline.frame_s
+        self._held += view.frame_s
         if self._held < self.cfg.hold_s:
             return None
         self._held = 0.0
@@ -99,8 +102,8 @@ class DeadAir(Rule):
         super().__init__(cfg)
         self._cued_silence: float | None = None
 
-    def check(self, now, pipeline, events):
-        start = pipeline.conversation.silence_start
+    def check(self, view):
+        start, now = view.silence_start, view.t
         if start is None or now - start < self.cfg.silence_s or self._cued_silence == start:
             return None
         self._cued_silence = start
@@ -127,10 +130,10 @@ class SlowDown(Rule):
 
     kind = "slow_down"
 
-    def check(self, now, pipeline, events):
-        if not any(isinstance(e, Pace) for e in events):
+    def check(self, view):
+        if not any(isinstance(e, Pace) for e in view.events):
             return None
-        agent, customer = pipeline.pace["agent"], pipeline.pace["customer"]
+        agent, customer = view.parties["agent"], view.parties["customer"]
         if agent.recent_talk_s < self.cfg.min_talk_s or agent.wpm is None or customer.wpm is None:
             return None
         if agent.wpm >= self.cfg.min_wpm and agent.wpm >= self.cfg.ratio * customer.wpm:
@@ -143,8 +146,8 @@ class OwnTheProblem(Rule):
 
     kind = "own_the_problem"
 
-    def check(self, now, pipeline, events):
-        for line in finals(events, "agent"):
+    def check(self, view):
+        for line in finals(view.events, "agent"):
             phrase = find_phrase(line.text, self.cfg.phrases)
             if phrase:
                 return f'agent said "{phrase}"'
@@ -153,24 +156,27 @@ class OwnTheProblem(Rule):
 
 class Frustration:
     """Notices the customer sounding frustrated: their voice `rise_db` over their own level for
-    `hold_s`, or a frustration word in their final transcript. Shared by the rules that care."""
+    `hold_s`, or a frustration word in their final transcript. Run once per tick for every rule
+    that cares (its result is `CallView.frustration`)."""
 
-    def __init__(self, cfg):
+    MIN_BASELINE_S = 4.0
+
+    def __init__(self, cfg: AcknowledgeConfig):
         self.cfg = cfg
         self._held = 0.0
 
-    def step(self, pipeline, events: list) -> tuple[float, str] | None:
+    def step(self, view: CallView) -> tuple[float, str] | None:
         """(when, why) if the customer sounded frustrated in this tick."""
-        for line in finals(events, "customer"):
+        for line in finals(view.events, "customer"):
             word = find_phrase(line.text, self.cfg.frustration)
             if word:
                 return line.end, f'customer said "{word}"'
-        customer = pipeline.parties["customer"]
-        rise = customer.rise_db if customer.voiced and customer.baseline_s >= 4.0 else None
-        self._held = self._held + pipeline.frame_s if rise is not None and rise >= self.cfg.rise_db else 0.0
+        customer = view.parties["customer"]
+        rise = customer.rise_db if customer.voiced and customer.baseline_s >= self.MIN_BASELINE_S else None
+        self._held = self._held + view.frame_s if rise is not None and rise >= self.cfg.rise_db else 0.0
         if self._held >= self.cfg.hold_s:
             self._held = 0.0
-            return pipeline.now, f"customer's voice {rise:+.0f} dB over their level"
+            return view.t, f"customer's voice {rise:+.0f} dB over their level"
         return None
 
 
@@ -181,18 +187,17 @@ class Acknowledge(Rule):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.frustration = Frustration(cfg)
         self._since: float | None = None
         self._why = ""
 
-    def check(self, now, pipeline, events):
-        seen = self.frustration.step(pipeline, events)
+    def check(self, view):
+        seen = view.frustration
         if seen and self._since is None:
             self._since, self._why = seen
         if self._since is not None and any(find_phrase(e.text, self.cfg.acknowledgements)
-                                           for e in finals(events, "agent") if e.end > self._since - 1.0):
+                                           for e in finals(view.events, "agent") if e.end > self._since - 1.0):
             self._since = None
-        if self._since is None or now - self._since < self.cfg.within_s:
+        if self._since is None or view.t - self._since < self.cfg.within_s:
             return None
         self._since = None
         return self._why + f", no acknowledgement for {self.cfg.within_s:.0f} s"
@@ -203,55 +208,54 @@ class LetThemTalk(Rule):
 
     kind = "let_them_talk"
 
-    def __init__(self, cfg, frustration_cfg):
+    def __init__(self, cfg):
         super().__init__(cfg)
-        self.frustration = Frustration(frustration_cfg)
         self._upset_at: float | None = None
         self._spurts = {"agent": deque(), "customer": deque()}
 
-    def check(self, now, pipeline, events):
-        seen = self.frustration.step(pipeline, events)
-        if seen:
-            self._upset_at = seen[0]
-        for e in events:
+    def check(self, view):
+        now = view.t
+        if view.frustration:
+            self._upset_at = view.frustration[0]
+        for e in view.events:
             if isinstance(e, TalkEnd):
                 self._spurts[e.party].append((e.start, e.t))
         if self._upset_at is None or now - self._upset_at > self.cfg.upset_within_s:
             return None
-        talk = {p: self._talk(p, pipeline.parties[p], now) for p in self._spurts}
+        talk = {p: self._talk(p, view.parties[p].spurt_start, now) for p in self._spurts}
         total = sum(talk.values())
         if talk["agent"] < self.cfg.min_talk_s or talk["agent"] < self.cfg.share * total:
             return None
         return f"agent {100 * talk['agent'] / total:.0f}% of the talk in the last {self.cfg.window_s:.0f} s"
 
-    def _talk(self, name: str, party, now: float) -> float:
+    def _talk(self, name: str, open_since: float | None, now: float) -> float:
         start = now - self.cfg.window_s
         spurts = self._spurts[name]
         while spurts and spurts[0][1] < start:
             spurts.popleft()
-        open_spurt = [(party.spurt_start, now)] if party.talking else []
+        open_spurt = [(open_since, now)] if open_since is not None else []
         return sum(min(b, now) - max(a, start) for a, b in list(spurts) + open_spurt if b > start)
 
 
 class PauseFirst(Rule):
     """The agent keeps answering within `gap_s` of the customer finishing (or just before: a short
-    overlap at a turn switch), `count` times in `within_s`."""
+    overlap at a turn switch, one shorter than `turn_switch_s`), `count` times in `within_s`."""
 
     kind = "pause_first"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, turn_switch_s: float):
         super().__init__(cfg)
+        self.turn_switch_s = turn_switch_s  # [conversation] min_overlap_s: shorter overlaps are turn switches
         self._quick: deque[float] = deque()
 
-    def check(self, now, pipeline, events):
-        turn_switch = pipeline.config.conversation.min_overlap_s  # shorter overlaps are turn switches
-        for e in events:
+    def check(self, view):
+        for e in view.events:
             gap = e.end - e.t if isinstance(e, Silence) and (e.before, e.after) == ("customer", "agent") else None
-            if isinstance(e, Overlap) and e.by == "agent" and e.end - e.t < turn_switch:
+            if isinstance(e, Overlap) and e.by == "agent" and e.end - e.t < self.turn_switch_s:
                 gap = e.t - e.end  # the agent began just before the customer's last sound
             if gap is not None and gap < self.cfg.gap_s:
                 self._quick.append(e.end)
-        while self._quick and now - self._quick[0] > self.cfg.within_s:
+        while self._quick and view.t - self._quick[0] > self.cfg.within_s:
             self._quick.popleft()
         if len(self._quick) < self.cfg.count:
             return None
@@ -259,8 +263,23 @@ class PauseFirst(Rule):
         return f"agent answered within {1000 * self.cfg.gap_s:.0f} ms {self.cfg.count} times in {self.cfg.within_s:.0f} s"
 
 
-def build_rules(cfg: CuesConfig) -> list[Rule]:
+def build_rules(cfg: CuesConfig, turn_switch_s: float) -> list[Rule]:
+    """The rules enabled in the config."""
     rules = [WaitForPause(cfg.wait_for_pause), SpeakSoftly(cfg.speak_softly), DeadAir(cfg.dead_air),
              SlowDown(cfg.slow_down), OwnTheProblem(cfg.own_the_problem), Acknowledge(cfg.acknowledge),
-             LetThemTalk(cfg.let_them_talk, cfg.acknowledge), PauseFirst(cfg.pause_first)]
+             LetThemTalk(cfg.let_them_talk), PauseFirst(cfg.pause_first, turn_switch_s)]
     return [rule for rule in rules if rule.cfg.enabled]
+
+
+class CueRules:
+    """Every enabled rule of a call, and the frustration watch they share (run once per tick)."""
+
+    def __init__(self, config: Config):
+        self.rules = build_rules(config.cues, config.conversation.min_overlap_s)
+        needs = {"acknowledge", "let_them_talk"} & {r.kind for r in self.rules}
+        self.frustration = Frustration(config.cues.acknowledge) if needs else None
+
+    def step(self, view: CallView) -> list[Cue]:
+        if self.frustration is not None:
+            view.frustration = self.frustration.step(view)
+        return [cue for cue in (rule.step(view) for rule in self.rules) if cue is not None]

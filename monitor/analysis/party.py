@@ -13,6 +13,7 @@ from audio.vad import SileroVad
 
 from ..config import Config
 from ..events import TalkEnd, TalkStart
+from .view import PartyView
 
 FRAME_S = HOP / SAMPLE_RATE
 COUPLING_MIN = 8
@@ -59,6 +60,8 @@ class PartyTrack:
         self._min_silence = frames_for(self.cfg.min_silence_s)
         self.in_speech = False
         self.voiced = False
+        self.level_db = FLOOR_DB
+        self.short_db: float | None = None  # the short-term level, once its window is full (it moves only on voice)
         self.was_voiced = False  # `voiced` of the previous tick: what the other party's bleed test reads
         self.spurt: Spurt | None = None
         self.last_start: float | None = None
@@ -78,6 +81,7 @@ class PartyTrack:
         self.was_voiced = self.voiced
         self.power = power(frame)
         self.momentary.push(self.power)
+        self.level_db = self.momentary.db  # read by both parties' bleed tests, the meters and the cue view
         self.frame_db = db(self.power)
         return self.frame_db
 
@@ -88,8 +92,10 @@ class PartyTrack:
             self.voiced_frames += 1
             self.voiced_power += self.power
             self.short.push(self.power)
-            if self.short.full and (self.baseline.count == 0 or self.short.db < self.baseline.value + self.freeze_db):
-                self.baseline.push(self.short.db)
+            if self.short.full:
+                self.short_db = self.short.db
+                if self.baseline.count == 0 or self.short_db < self.baseline.value + self.freeze_db:
+                    self.baseline.push(self.short_db)
         return self._spurts(k)
 
     def _voice(self, k: int, frame: np.ndarray, other: PartyTrack) -> bool:
@@ -120,7 +126,7 @@ class PartyTrack:
         channel's level minus theirs. Own speech over theirs stands well above that. Both parties read
         the other's voice decision of the previous tick, so neither depends on which is stepped first.
         """
-        diff = self.momentary.db - other.momentary.db
+        diff = self.level_db - other.level_db
         if other.was_voiced and self.spurt is None:
             self.coupling.push(diff)
         if diff >= -self.cfg.bleed_margin_db:
@@ -179,13 +185,19 @@ class PartyTrack:
     @property
     def rise_db(self) -> float | None:
         """How far the short-term level stands above this party's own baseline, once both are known."""
-        if not self.short.full or self.baseline.count < 1:
+        if self.short_db is None or self.baseline.count < 1:
             return None
-        return self.short.db - self.baseline.value
+        return self.short_db - self.baseline.value
 
     @property
     def baseline_s(self) -> float:
         return self.baseline.count * FRAME_S
+
+    def view(self, wpm: float | None = None, recent_talk_s: float = 0.0) -> PartyView:
+        """This party as the cue rules see it at this tick (pace comes from the speech stage)."""
+        return PartyView(self.level_db, self.short_db,
+                         self.baseline.value if self.baseline.count else None, self.baseline_s, self.voiced,
+                         self.spurt is not None, self.spurt_start, wpm, recent_talk_s)
 
     @property
     def talk_level_dbfs(self) -> float | None:

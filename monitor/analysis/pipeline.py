@@ -18,11 +18,12 @@ from audio.sources import Frame
 from .. import PARTIES
 from ..config import Config
 from .conversation import Conversation
-from .cues import build_rules
-from ..events import CallEnd, CallStart, Event, Levels
+from .cues import CueRules
+from ..events import CallEnd, CallStart, Event, Levels, Pace
 from .pace import PaceMeter
 from .party import FRAME_S, PartyTrack, frames_for
 from .speech import SpeechStage
+from .view import CallView
 
 
 class Pipeline:
@@ -38,10 +39,11 @@ class Pipeline:
         self.parties = {name: PartyTrack(name, self.config) for name in PARTIES}
         if transcribe is None:
             transcribe = self.config.transcription.enabled
-        self.speech = SpeechStage(self.config.transcription, self.call_id, live) if transcribe else None
+        self.speech = SpeechStage(self.config.transcription, self.call_id, live, self.config.redact) if transcribe else None
         self.pace = self.speech.pace if self.speech else {p: PaceMeter(1.0) for p in PARTIES}
         self.conversation = Conversation(self.config.conversation, self.parties)
-        self.rules = build_rules(self.config.cues)
+        self.cues = CueRules(self.config)
+        self._paces = {p: (None, 0.0) for p in PARTIES}  # (wpm, recent talk s): change only with a Pace event
         self.k = 0
         self._pending = {name: [] for name in PARTIES}
         self._pending_n = {name: 0 for name in PARTIES}
@@ -121,13 +123,17 @@ class Pipeline:
         if self.k % self._levels_every == 0:
             out.append(Levels(
                 t=now,
-                levels={name: round(p.momentary.db, 1) for name, p in self.parties.items()},
+                levels={name: round(p.level_db, 1) for name, p in self.parties.items()},
                 talking={name: p.talking for name, p in self.parties.items()},
             ))
         return out
 
     def _cues(self, events: list[Event]) -> list[Event]:
-        return [cue for cue in (rule.step(self.now, self, events) for rule in self.rules) if cue is not None]
+        """The cue rules' verdicts on this tick, from a view of the call (they never see the pipeline)."""
+        if any(type(e) is Pace for e in events):
+            self._paces = {p: (m.wpm, m.recent_talk_s) for p, m in self.pace.items()}
+        parties = {name: p.view(*self._paces[name]) for name, p in self.parties.items()}
+        return self.cues.step(CallView(self.now, parties, self.conversation.silence_start, events))
 
     def _call_end(self) -> CallEnd:
         return CallEnd(t=self.now, parties={
