@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from audio.g711 import ulaw_encode
-from monitor.ingest.audiohook import (RATE, Audio, AudioHookLimits, AudioHookSession, CloseSocket, Ended, Opened,
-                                      Send, duration_samples)
+from monitor.ingest.actions import Audio, CloseSocket, Ended, Opened, Send
+from monitor.ingest.audiohook import RATE, AudioHookLimits, AudioHookSession, duration_samples
 from monitor.ingest.timeline import CallTimeline
 
 STEREO_PCMU = {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}
@@ -93,7 +93,7 @@ def test_open_picks_stereo_pcmu_and_names_the_parties():
     assert opened["parameters"]["media"] == [STEREO_PCMU] and opened["parameters"]["startPaused"] is False
     assert opened["id"] == c.id and opened["seq"] == 1 and opened["clientseq"] == 1
     (call,) = [a for a in actions if isinstance(a, Opened)]
-    assert call.agent == "dana" and call.channels == ["customer", "agent"] and call.session_id == c.id
+    assert call.agent == "dana" and call.channels == ["customer", "agent"] and call.call_id == c.id and call.source == "audiohook"
 
 
 def test_open_picks_stereo_l16_in_its_channel_order():

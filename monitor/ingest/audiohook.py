@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from audio.g711 import pcm16_decode, ulaw_decode
+
+from .actions import Audio, CloseSocket, Ended, Opened, Send
 
 log = logging.getLogger("calmline.ingest.audiohook")
 
@@ -50,54 +50,6 @@ class AudioHookLimits:
 
     flood_budget_s: float = 2.0
     """Audio (position) may run at most this far ahead of the wall clock since `open`."""
-
-
-# ---- actions ----
-
-@dataclass
-class Send:
-    """A message to send to the client as JSON text."""
-
-    message: dict
-
-
-@dataclass
-class Opened:
-    """The call starts (or, with `continues`, an earlier session's call goes on)."""
-
-    session_id: str
-    conversation_id: str
-    agent: str
-    channels: list[str]          # parties in the order of the audio's channels
-    media: dict
-    continues: list[str] = field(default_factory=list)  # ids of the sessions this one continues
-    participant: dict = field(default_factory=dict)
-
-
-@dataclass
-class Audio:
-    """Samples (frames, channels) float32 at 8 kHz, starting `start` samples into this session."""
-
-    start: int
-    samples: np.ndarray
-
-
-@dataclass
-class Ended:
-    """The call is over for this session: `reason` is the client's close reason, or why we ended it."""
-
-    reason: str
-    interrupted: bool = False
-    may_continue: bool = False
-    """The client may reconnect with `continuedSessions` naming this session: hold the call a while."""
-
-
-@dataclass
-class CloseSocket:
-    """Close the WebSocket now (after sending what came before)."""
-
-    code: int = 1000
-    reason: str = ""
 
 
 def duration_samples(value: str) -> int | None:
@@ -182,7 +134,7 @@ class AudioHookSession:
         flood = self._flood(now)
         if flood:
             return flood
-        return [Audio(start, block)] if len(block) else []
+        return [Audio(start, block, self.channels)] if len(block) else []
 
     def on_idle(self, seconds: float) -> list:
         """Nothing arrived for `seconds` (not even a ping): the call ends as interrupted."""
@@ -191,7 +143,7 @@ class AudioHookSession:
         actions = self._disconnect("error", f"nothing received for {seconds:g} s") if self.state != "DISCONNECTING" else []
         return actions + self._end("stream stopped without close", interrupted=True) + [CloseSocket(1001, "idle")]
 
-    def on_socket_closed(self) -> list:
+    def on_socket_closed(self, clean: bool = True) -> list:
         """The connection dropped. Without a `close` the call is interrupted (a continuation may resume it)."""
         if self.state == "CLOSED":
             return []
@@ -236,8 +188,8 @@ class AudioHookSession:
                  agent, chosen["format"], "+".join(chosen["channels"]),
                  f", continuing {', '.join(continues)}" if continues else "")
         return [self._message("opened", reply),
-                Opened(self.id, params["conversationId"], agent, list(self.channels), chosen, continues,
-                       params.get("participant") or {})]
+                Opened(self.id, agent, list(self.channels), RATE, "audiohook", continues,
+                       {"conversation": params["conversationId"], "media": chosen})]
 
     def _on_close(self, params: dict, now: float) -> list:
         reason = params.get("reason", "end")

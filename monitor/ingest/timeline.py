@@ -69,7 +69,6 @@ class CallTimeline:
 
     def add_block(self, start: int, block: np.ndarray, channels: list[str]) -> Iterator[Frame]:
         """A (frames, channels) block whose channels carry `channels` (party names), at `start`."""
-        yield from self.skip_to(start)
         for i, party in enumerate(channels):
             yield from self.add(party, start, block[:, i])
 
