@@ -208,6 +208,74 @@ class HubConfig:
     supervisors: dict = field(default_factory=dict)
 
 
+MIN_INGEST_SECRET = 16
+"""Every ingest credential (API key, client secret, auth token, PCM token) is at least this long."""
+
+
+@dataclass
+class AudioHookIngestConfig:
+    api_keys: dict = field(default_factory=dict)  # X-API-KEY -> base64 client secret ("" = unsigned upgrades)
+    max_signature_age_s: float = 10.0
+
+    def __post_init__(self):
+        import base64
+        import binascii
+
+        for key, secret in self.api_keys.items():
+            if len(key) < MIN_INGEST_SECRET:
+                raise UsageError(f"'ingest.audiohook.api_keys': an API key must be at least "
+                                 f"{MIN_INGEST_SECRET} characters")
+            if secret:
+                try:
+                    base64.b64decode(secret, validate=True)
+                except (binascii.Error, ValueError):
+                    raise UsageError(f"'ingest.audiohook.api_keys': the client secret of key {key[:4]}... "
+                                     "is not base64") from None
+                if len(secret) < MIN_INGEST_SECRET:
+                    raise UsageError(f"'ingest.audiohook.api_keys': a client secret must be at least "
+                                     f"{MIN_INGEST_SECRET} characters")
+
+
+@dataclass
+class TwilioIngestConfig:
+    auth_token: str = ""
+
+    def __post_init__(self):
+        if self.auth_token and len(self.auth_token) < MIN_INGEST_SECRET:
+            raise UsageError(f"'ingest.twilio.auth_token' must be at least {MIN_INGEST_SECRET} characters")
+
+
+@dataclass
+class PcmIngestConfig:
+    token: str = ""
+
+    def __post_init__(self):
+        if self.token and len(self.token) < MIN_INGEST_SECRET:
+            raise UsageError(f"'ingest.pcm.token' must be at least {MIN_INGEST_SECRET} characters")
+
+
+@dataclass
+class IngestConfig:
+    public_url: str = ""
+    idle_timeout_s: float = 10.0
+    flood_budget_s: float = 2.0
+    reconnect_grace_s: float = 10.0
+    audiohook: AudioHookIngestConfig = field(default_factory=AudioHookIngestConfig)
+    twilio: TwilioIngestConfig = field(default_factory=TwilioIngestConfig)
+    pcm: PcmIngestConfig = field(default_factory=PcmIngestConfig)
+
+    def __post_init__(self):
+        from urllib.parse import urlsplit
+
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("https", "wss", "http", "ws") or not parts.netloc or parts.query:
+                raise UsageError(f"'ingest.public_url' must be a URL like wss://calls.example.com, "
+                                 f"not {self.public_url!r}")
+        if self.idle_timeout_s <= 0 or self.flood_budget_s <= 0:
+            raise UsageError("'ingest.idle_timeout_s' and 'ingest.flood_budget_s' must be more than 0")
+
+
 @dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
@@ -221,6 +289,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
 def default_config_path() -> Path | None:
