@@ -79,7 +79,8 @@
       if (!isParty(ev.party)) return;
       const l = line(ev);
       if (!l.final) {
-        st.interim[l.party] = l;
+        if (l.text) st.interim[l.party] = l;
+        else delete st.interim[l.party];
         return;
       }
       delete st.interim[l.party];
