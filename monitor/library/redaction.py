@@ -1,0 +1,71 @@
+"""The recording's side of redaction: where a call's redacted words are, and its audio silenced over
+them before it is written (or, when a redaction comes after its audio was written, when the call ends).
+
+The pipeline has already redacted the text (monitor/analysis/redact.py); a redacted word keeps its
+timing, so the words say where to silence. Both channels are silenced: each party's headset or line
+carries the other's voice too (bleed). See docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from audio import SAMPLE_RATE
+from audio.silence import HoldBack, silence_file
+
+from ..analysis.redact import is_label
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS redactions (
+    call_id TEXT, party TEXT, start REAL, end REAL, label TEXT,
+    silenced INTEGER        -- 1: the recording is silent from start to end (the words' times widened by the pad)
+);
+CREATE INDEX IF NOT EXISTS redactions_call ON redactions (call_id);
+"""
+
+
+def spans_of(transcript: dict, pad_s: float) -> list[tuple[str, float, float, str]]:
+    """(party, start, end, label) of each redacted word of a transcript event, widened by `pad_s`."""
+    return [(transcript["party"], round(max(0.0, a - pad_s), 3), round(b + pad_s, 3), w.rstrip(".,?!;:"))
+            for w, a, b in transcript.get("words") or [] if is_label(w)]
+
+
+class AudioRedaction:
+    """Sits between a call's recorder and its FLAC writer: holds `hold_s` of audio back, silences the
+    spans it is told about, and lists those that came too late for `repair()` after the writer closed."""
+
+    def __init__(self, write, enabled: bool = True, hold_s: float = 15.0):
+        self.enabled = enabled
+        self.hold = HoldBack(write, int(hold_s * SAMPLE_RATE) if enabled else 0)
+
+    def write(self, block: np.ndarray) -> None:
+        self.hold.write(block)
+
+    def silence(self, spans) -> None:
+        if self.enabled:
+            for _, a, b, _ in spans:
+                self.hold.silence(round(a * SAMPLE_RATE), round(b * SAMPLE_RATE))
+
+    def flush(self) -> None:
+        self.hold.flush()
+
+    def repair(self, path: Path) -> None:
+        """Silence in the written file what came too late; if that fails, the file goes: a recording
+        with a card number in it is worse than none."""
+        if not self.hold.late:
+            return
+        try:
+            silence_file(path, self.hold.late)
+            self.hold.late = []
+        except Exception:
+            Path(path).unlink(missing_ok=True)
+            raise
+
+
+def silence_stored(path: Path, rows: list[tuple[float, float]]) -> None:
+    """Silence a written recording over stored spans (a call mended after its recorder died)."""
+    if rows and Path(path).exists():
+        silence_file(path, [(round(a * SAMPLE_RATE), round(b * SAMPLE_RATE)) for a, b in rows])
