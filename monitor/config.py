@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -292,6 +293,45 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
+RANGES: dict[str, tuple[float, float]] = {
+    # Every number in config.toml, with the closed range it must lie in (documented there beside the
+    # key). One table, checked in one place (_check): a key added without a range fails its test.
+    "channels.agent": (0, 63), "channels.customer": (0, 63),
+    "vad.threshold": (0, 1), "vad.neg_threshold": (0, 1),
+    "vad.min_speech_s": (0, 5), "vad.min_silence_s": (0, 5),
+    "vad.min_level_dbfs": (-120, 0), "vad.noise_margin_db": (0, 60),
+    "vad.bleed_margin_db": (0, 60), "vad.own_voice_margin_db": (0, 60),
+    "loudness.short_term_s": (0.1, 30), "loudness.baseline_tau_s": (1, 3600),
+    "loudness.baseline_freeze_db": (0, 60), "loudness.levels_every_s": (0.05, 10),
+    "conversation.backchannel_max_s": (0, 10), "conversation.interruption_overlap_s": (0, 10),
+    "conversation.min_overlap_s": (0, 10), "conversation.resume_gap_s": (0, 10),
+    "cues.wait_for_pause.cooldown_s": (0, 3600),
+    "cues.speak_softly.rise_db": (0.5, 60), "cues.speak_softly.hold_s": (0.05, 60),
+    "cues.speak_softly.min_baseline_s": (0, 600), "cues.speak_softly.cooldown_s": (0, 3600),
+    "cues.dead_air.silence_s": (0.5, 600), "cues.dead_air.cooldown_s": (0, 3600),
+    "cues.slow_down.ratio": (1, 10), "cues.slow_down.min_wpm": (0, 1000),
+    "cues.slow_down.min_talk_s": (0, 600), "cues.slow_down.cooldown_s": (0, 3600),
+    "cues.own_the_problem.cooldown_s": (0, 3600),
+    "cues.acknowledge.within_s": (0.5, 600), "cues.acknowledge.rise_db": (0.5, 60),
+    "cues.acknowledge.hold_s": (0.05, 60), "cues.acknowledge.cooldown_s": (0, 3600),
+    "cues.let_them_talk.window_s": (1, 3600), "cues.let_them_talk.share": (0.5, 1),
+    "cues.let_them_talk.min_talk_s": (0, 3600), "cues.let_them_talk.upset_within_s": (0, 3600),
+    "cues.let_them_talk.cooldown_s": (0, 3600),
+    "cues.pause_first.gap_s": (0, 5), "cues.pause_first.count": (1, 100),
+    "cues.pause_first.within_s": (1, 3600), "cues.pause_first.cooldown_s": (0, 3600),
+    "transcription.threads": (1, 64), "transcription.beam_size": (1, 20),
+    "transcription.partial_every_s": (0.1, 60), "transcription.pace_window_s": (1, 600),
+    "server.port": (0, 65535), "hub.port": (0, 65535),
+    "store.retention_days": (0, 36500), "store.redact_hold_s": (0, 3600),
+    "redact.min_digits": (1, 64), "redact.run_window_s": (0, 600), "redact.audio_pad_s": (0, 5),
+    "hub.max_connections_per_agent": (1, 1000), "hub.max_calls_per_agent": (1, 1000),
+    "ingest.idle_timeout_s": (0.1, 3600), "ingest.flood_budget_s": (0.1, 60),
+    "ingest.reconnect_grace_s": (0, 3600), "ingest.audiohook.max_signature_age_s": (1, 3600),
+}
+NONEMPTY = {"cues.own_the_problem.phrases", "cues.acknowledge.frustration", "cues.acknowledge.acknowledgements"}
+"""Lists a cue rule needs: an empty one would silently turn the rule off (use `enabled = false` for that)."""
+
+
 def default_config_path() -> Path | None:
     """$CALMLINE_CONFIG, else ./config.toml when present, else none (built-in defaults)."""
     env = os.environ.get("CALMLINE_CONFIG")
@@ -368,6 +408,14 @@ def _check(default, value, path: str, name: str):
         want = {bool: "true or false", float: "a number", int: "an integer", str: "a string",
                 list: "a list of strings", dict: "a table of strings"}.get(kind, kind.__name__)
         raise UsageError(f"{path}: '{name}' must be {want}, not {value!r}")
-    if kind in (int, float) and value < 0 and not name.endswith("dbfs"):
+    section, _, key = name.rpartition(".")
+    if kind in (int, float) and name in RANGES:
+        lo, hi = RANGES[name]
+        if not (math.isfinite(value) and lo <= value <= hi):  # NaN fails every comparison: refused too
+            raise UsageError(f"{path}: [{section}] {key} = {value!r} is out of range {lo:g}..{hi:g}")
+    elif kind in (int, float) and value < 0 and not name.endswith("dbfs"):
         raise UsageError(f"{path}: '{name}' must not be negative, not {value!r}")
+    if name in NONEMPTY and not [x for x in value if x.strip()]:
+        raise UsageError(f"{path}: [{section}] {key} must not be empty (the rule needs it; "
+                         f"set enabled = false to turn it off)")
     return value

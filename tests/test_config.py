@@ -19,7 +19,7 @@ def test_values_are_read_and_checked(tmp_path):
     assert config.cues.dead_air.silence_s == 8.0 and not config.cues.dead_air.enabled
     assert (config.channels.agent, config.channels.customer) == (1, 0)
     path.write_text("[cues.dead_air]\nsilence_s = -1\n")
-    with pytest.raises(UsageError, match="cues.dead_air.silence_s"):
+    with pytest.raises(UsageError, match=r"\[cues\.dead_air\] silence_s"):
         load_config(path)
     path.write_text("cues = 3\n")
     with pytest.raises(UsageError, match="must be a table"):
