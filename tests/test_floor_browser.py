@@ -1,5 +1,5 @@
-"""The supervisor floor in Debian's headless chromium: log in, 20 live calls from real HubPublishers, the
-escalating one first with its alert, click-through to its live view."""
+"""The supervisor floor in Debian's headless chromium, served by the real web app: log in, 20 live calls from
+real HubPublishers, the escalating one first with its alerts, click-through to its live view."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from monitor.web.hub_client import HubPublisher
 
 from conftest import ARTIFACTS
-from test_hub import PASSWORD, TOKENS, ev, start_hub
+from floor_server import PASSWORD, TOKENS, ev, start_hub
 
 CALLS = 20
 HOT = 7  # the escalating call
@@ -49,12 +49,12 @@ class SimulatedCall:
         if self.hot:
             self.publish(ev("interruption", self.t - 40, by="agent", at=self.t - 39, overlap_s=1.1))
             for t, kind, text in [(self.t - 30, "speak_softly", "Speak softly"),
-                                  (self.t - 14, "speak_softly", "Speak softly"),
+                                  (self.t - 4, "speak_softly", "Speak softly"),  # the agent's voice raised
                                   (self.t - 1, "acknowledge", "Acknowledge how they feel")]:
                 self.cue(t, kind, text)
             self.publish(ev("transcript", self.t - 2, party="customer", start=self.t - 5, end=self.t - 2,
                             text="This is ridiculous, I want a refund now!", final=True, words=[]))
-        elif self.rng.random() < 0.3:
+        elif self.rng.random() < 0.3 and self.t > 100:
             self.cue(self.t - 100, "slow_down", "Slow down")  # over a minute ago
 
     def party(self, t: float) -> str:
@@ -64,7 +64,7 @@ class SimulatedCall:
         talking = self.party(t)
         customer = -24.0 + self.rng.uniform(-2, 2)
         if self.hot and t > self.t - 8:
-            customer, talking = -11.0 + self.rng.uniform(-1, 1), "customer"  # raised voice
+            customer, talking = -11.0 + self.rng.uniform(-1, 1), "customer"  # the customer shouting
         agent = -22.0 + self.rng.uniform(-2, 2)
         self.publish(ev("levels", t, levels={"agent": agent if talking == "agent" else -58.0,
                                              "customer": customer if talking == "customer" else -58.0},
@@ -137,7 +137,7 @@ def test_floor_puts_the_escalating_call_first(floor_setup):
     expect(tiles.first.locator(".agent")).to_have_text(hot.agent)
     expect(tiles.first.locator(".cues")).to_have_text("3")
     alerts = page.locator(f"#alerts li.alert[data-call-id={hot.call_id}]")
-    expect(alerts.filter(has_text="customer raised voice")).to_have_count(1)
+    expect(alerts.filter(has_text="agent raised voice")).to_have_count(1)
     expect(alerts.filter(has_text="3 cues in the last minute")).to_have_count(1)
     expect(page.locator("#summary")).to_have_text(f"{CALLS} live calls · 1 needs attention")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -151,7 +151,7 @@ def test_floor_puts_the_escalating_call_first(floor_setup):
     hot.cue(hot.t + 0.2, "acknowledge", "Acknowledge how they feel")  # a new cue streams into the live view
     expect(page.locator("#live-cue")).to_have_text("Acknowledge how they feel")
     expect(page.locator("#live-cue")).to_have_attribute("data-kind", "acknowledge")
-    expect(page.locator("#live-reasons")).to_contain_text("customer raised voice")
+    expect(page.locator("#live-reasons")).to_contain_text("customer upset, not acknowledged")
     page.wait_for_timeout(300)  # let the cue fade in for the picture
     page.screenshot(path=str(ARTIFACTS / "floor-live.png"))
 
@@ -166,3 +166,23 @@ def test_floor_puts_the_escalating_call_first(floor_setup):
     hub.stop()  # the floor shows that it lost the hub
     expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
     page.screenshot(path=str(ARTIFACTS / "floor-disconnected.png"))
+
+
+def test_log_in_and_out_in_the_browser(browser):
+    hub = start_hub()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(hub.url + "login")
+        page.fill("input[name=username]", "sup")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page).to_have_url(hub.url + "floor")
+        expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+        page.click("text=Log out")
+        expect(page).to_have_url(hub.url + "login")
+        page.goto(hub.url + "floor")
+        expect(page).to_have_url(hub.url + "login")  # the session is over, not only its cookie
+    finally:
+        context.close()
+        hub.stop()

@@ -1,9 +1,9 @@
-"""The supervisor hub on real sockets: monitor and supervisor auth, hostile clients, lost connections, the
-publisher's catch-up, TLS, and two hubs sharing calls through a real redis-server."""
+"""The floor on the real web app (uvicorn, real sockets): monitor and supervisor auth, hostile monitors, caps,
+lost connections, tile deltas, the publisher's catch-up and TLS. Redis: test_hub_redis.py; logins and
+sessions: test_auth.py."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import socket
@@ -17,23 +17,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import free_port
+from floor_server import (TOKENS, Floor, Monitor, call_start, cue, ev, levels, login, refusal, request,
+                          start_hub, wait_until)
 from monitor.errors import UsageError
-from monitor.web.hub import Hub, HubOptions, check_password, hash_password
+from monitor.web.floor_part import FloorPart, FloorPartOptions
 from monitor.web.hub_client import HubPublisher
-
-PASSWORD = "correct horse"
-SUPERVISORS = {"sup": hash_password(PASSWORD)}
-AGENTS = [f"agent{i:02d}" for i in range(24)] + ["ann", "bob", "flood"]
-TOKENS = {agent: f"token-{agent}" for agent in AGENTS}
-
-
-# ---- helpers (the browser test uses them too) ----
-
-def start_hub(**options) -> Hub:
-    opts = {"port": 0, "tokens": TOKENS, "supervisors": SUPERVISORS, **options}
-    hub = Hub(HubOptions(**opts))
-    hub.start()
-    return hub
 
 
 @pytest.fixture
@@ -43,167 +31,17 @@ def hub():
     hub.stop()
 
 
-def wait_until(condition, what: str, limit: float = 5.0):
-    deadline = time.monotonic() + limit
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def request(hub: Hub, method: str, path: str, body: str | None = None, headers: dict | None = None,
-            context: ssl.SSLContext | None = None) -> http.client.HTTPResponse:
-    if context is not None:
-        conn = http.client.HTTPSConnection("127.0.0.1", hub.port, context=context, timeout=5)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", hub.port, timeout=5)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    response.data = response.read()
-    conn.close()
-    return response
-
-
-def login(hub: Hub, password: str = PASSWORD, context=None) -> str:
-    """The session cookie ("name=value") after a form login."""
-    response = request(hub, "POST", "/login", f"username=sup&password={password}",
-                       {"Content-Type": "application/x-www-form-urlencoded"}, context)
-    assert response.status == 303 and response.getheader("Location") == "/floor", response.status
-    return response.getheader("Set-Cookie").split(";")[0]
-
-
-class Floor:
-    """A supervisor's floor WebSocket: keeps the tiles, alerts and watched events it has received."""
-
-    def __init__(self, hub: Hub, cookie: str, origin: str | None = None, context=None):
-        url = hub.url.replace("http", "ws", 1) + "floor/ws"
-        self.ws = open_ws(url, additional_headers={"Cookie": cookie}, origin=origin or hub.url.rstrip("/"),
-                          ssl=context)
-        self.tiles: dict[str, dict] = {}
-        self.alerts: list[dict] = []
-        self.events: list[dict] = []
-        self.ended: set[str] = set()
-        self.received: list[tuple[float, dict]] = []
-
-    def pump(self, timeout: float = 0.05) -> None:
-        try:
-            frame = self.ws.recv(timeout=timeout)
-        except TimeoutError:
-            return
-        now = time.time()
-        for line in frame.split("\n"):
-            msg = json.loads(line)
-            self.received.append((now, msg))
-            kind = msg["type"]
-            if kind == "floor":
-                self.tiles = {tile["call_id"]: tile for tile in msg["calls"]}
-                self.alerts = list(msg["alerts"])
-            elif kind == "tile":
-                self.tiles[msg["call"]["call_id"]] = msg["call"]
-            elif kind == "alert":
-                self.alerts.append(msg)
-            elif kind == "call_end":
-                self.ended.add(msg["call_id"])
-            elif kind == "remove":
-                self.tiles.pop(msg["call_id"], None)
-            elif kind == "watching":
-                self.events.extend(msg["events"])
-            elif kind == "event":
-                self.events.append(msg["event"] | {"_at": msg.get("at"), "_recv": now})
-
-    def wait(self, condition, what: str, limit: float = 5.0):
-        deadline = time.monotonic() + limit
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}")
-            self.pump()
-
-    def watch(self, call_id: str | None) -> None:
-        self.ws.send(json.dumps({"type": "watch", "call_id": call_id}))
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-class Monitor:
-    """A monitor speaking the hub protocol by hand (HubPublisher is tested on its own)."""
-
-    def __init__(self, hub: Hub, agent: str, token: str | None = None, call_id: str | None = None, seq: int = 0):
-        self.ws = open_ws(hub.monitor_url)
-        self.ws.send(json.dumps({"type": "hello", "v": 1, "agent": agent, "token": token or TOKENS[agent]}))
-        self.welcome = json.loads(self.ws.recv(timeout=5))
-        self.call_id = call_id or f"call-{agent}"
-        self.seq = seq
-
-    def send(self, event: dict) -> None:
-        self.seq += 1
-        self.ws.send(json.dumps({"type": "event", "call_id": self.call_id, "seq": self.seq, "at": time.time(),
-                                 "event": event}, separators=(",", ":")))
-
-    def notices(self) -> list[dict]:
-        out = []
-        while True:
-            try:
-                out.append(json.loads(self.ws.recv(timeout=0.05)))
-            except TimeoutError:
-                return out
-
-
-def open_ws(url: str, **kwargs):
-    """A sync client kept open across a test (websockets 17 wants `connect` entered as a context manager)."""
-    return connect(url, open_timeout=5, **kwargs).__enter__()
-
-
-def ev(type_: str, t: float, **fields) -> dict:
-    return {"v": 1, "type": type_, "t": t, **fields}
-
-
-def call_start(call_id: str, t: float = 0.0) -> dict:
-    return ev("call_start", t, call_id=call_id, source="test", parties=["agent", "customer"],
-              started_at=time.time() - t)
-
-
-def levels(t: float, agent: float = -30.0, customer: float = -40.0, talking=("agent",)) -> dict:
-    return ev("levels", t, levels={"agent": agent, "customer": customer},
-              talking={"agent": "agent" in talking, "customer": "customer" in talking})
-
-
-def cue(t: float, kind: str = "speak_softly", text: str = "Speak softly") -> dict:
-    return ev("cue", t, kind=kind, text=text, reason="test")
-
-
-def refusal(ws) -> tuple[dict, int, str]:
-    """The hub's error message and its close code and reason."""
-    message = json.loads(ws.recv(timeout=5))
-    with pytest.raises(ConnectionClosed) as closed:
-        ws.recv(timeout=5)
-    return message, closed.value.rcvd.code, closed.value.rcvd.reason
-
-
-# ---- passwords ----
-
-def test_password_hash_is_salted_and_checked():
-    first, second = hash_password("s3cret"), hash_password("s3cret")
-    assert first != second  # a fresh salt each time
-    assert check_password("s3cret", first) and check_password("s3cret", second)
-    assert not check_password("S3cret", first)
-    assert not check_password("s3cret", "garbage") and not check_password("s3cret", "")
-
-
-# ---- monitors: authentication and hostile input ----
+# ---- monitors: authentication ----
 
 def test_monitor_with_a_bad_token_is_refused(hub):
     with connect(hub.monitor_url) as ws:
         ws.send(json.dumps({"type": "hello", "v": 1, "agent": "ann", "token": "wrong"}))
         assert refusal(ws) == ({"type": "error", "reason": "bad token"}, 1008, "bad token")
-    with connect(hub.monitor_url) as ws:  # an agent the hub doesn't know: the same answer
-        ws.send(json.dumps({"type": "hello", "v": 1, "agent": "mallory", "token": "token-ann"}))
+    with connect(hub.monitor_url) as ws:  # an agent the server doesn't know: the same answer
+        ws.send(json.dumps({"type": "hello", "v": 1, "agent": "mallory", "token": TOKENS["ann"]}))
+        assert refusal(ws)[2] == "bad token"
+    with connect(hub.monitor_url) as ws:
+        ws.send(json.dumps({"type": "hello", "v": 1, "agent": "ann", "token": ""}))
         assert refusal(ws)[2] == "bad token"
 
 
@@ -221,6 +59,18 @@ def test_monitor_without_hello_is_refused():
         hub.stop()
 
 
+@pytest.mark.parametrize("tokens, key", [({"sam": ""}, "sam"), ({"ann": TOKENS["ann"], "sam": "short-token"}, "sam")])
+def test_an_empty_or_short_token_is_refused_at_start(tokens, key):
+    with pytest.raises(UsageError) as refused:
+        FloorPart(FloorPartOptions(tokens=tokens))
+    assert str(refused.value) == f"[hub.tokens] {key}: a token must be at least 16 characters"
+
+
+def test_a_supervisor_entry_that_is_no_hash_is_refused_at_start():
+    with pytest.raises(UsageError, match=r"^\[hub.supervisors\] lee: not a password hash"):
+        FloorPart(FloorPartOptions(supervisors={"lee": "hunter2"}))
+
+
 def test_publisher_with_a_bad_token_stops_retrying(hub, caplog):
     publisher = HubPublisher(hub.url, "ann", "wrong")
     publisher.start()
@@ -233,38 +83,107 @@ def test_publisher_with_a_bad_token_stops_retrying(hub, caplog):
     publisher.stop()
 
 
-def test_malformed_and_oversized_messages_do_not_disturb_another_monitor(hub):
+# ---- monitors: every field checked, the connection kept ----
+
+def test_each_bad_field_gets_an_error_and_the_connection_stays_open(hub):
     floor = Floor(hub, login(hub))
-    good = Monitor(hub, "ann")
+    mon = Monitor(hub, "ann")
+    mon.send(call_start(mon.call_id))
+    floor.wait(lambda: mon.call_id in floor.tiles, "ann's tile")
+    floor.watch(mon.call_id)
+    floor.wait(lambda: floor.events, "the watch snapshot")
+
+    def bad(message) -> str:
+        mon.ws.send(message if isinstance(message, str) else json.dumps(message))
+        notice = mon.next_notice()
+        assert notice["type"] == "error", notice
+        return notice["reason"]
+
+    def event(event, seq=None) -> dict:
+        mon.seq += 1
+        return {"type": "event", "call_id": mon.call_id, "seq": mon.seq if seq is None else seq, "at": time.time(),
+                "event": event}
+
+    assert bad(event(ev("talk_end", 1.0, party={"x": 1}, start=0.5))) == "talk_end.party must be a string"
+    assert bad(event(ev("interruption", 1.0, by=["agent"]))) == "interruption.by must be a string"
+    assert bad(event(ev("transcript", 1.0, party="customer", start=0.0, end=1.0, text=42, final=True))) == \
+        "transcript.text must be a string"
+    assert bad(event(ev("levels", 1e26))) == "levels.t must be between 0 and 1e+06"
+    assert bad(event(levels(1.0), seq=1e26)).startswith("seq must be an integer")
+    assert bad(event(levels(1.0), seq=10 ** 26)).startswith("seq must be an integer")
+    assert bad(event(levels(1.0), seq=mon.seq + 10 ** 7)).startswith("seq jumps more than 1000000 ahead")
+    assert bad(event(ev("cue", 1.0, kind="slow_down", text="Slow down", rank=0.5))) == "cue.rank must be an integer"
+    assert bad(event(ev("levels", 1.0, levels={"agent": "loud"}))) == "levels.levels.agent must be a number"
+    assert bad(event(ev("nonsense", 1.0))) == "unknown event type 'nonsense'"
+    assert bad(event(ev("levels", 1.0), seq=True)).startswith("seq must be an integer")
+    assert bad({"type": "event", "call_id": {"x": 1}, "seq": 1, "event": levels(1.0)}).startswith("call_id must be")
+    assert bad({"type": "event", "call_id": mon.call_id, "seq": 99, "at": "noon", "event": levels(1.0)}) == \
+        "at must be a wall clock time (Unix seconds)"
+    assert bad('{"type":"event","call_id":"x","seq":4,"event":{"type":"levels","t":NaN}}') == "not a JSON object"
+    assert bad("this is not JSON") == "not a JSON object"
+    assert bad({"type": "dropped", "call_id": mon.call_id, "count": -1}) == "count must be a non-negative integer"
+    assert bad({"type": "gossip"}) == "unknown message type 'gossip'"
+
+    mon.send(ev("transcript", 2.0, party="customer", start=1.0, end=2.0, text="still here", final=True))
+    mon.send(cue(2.5, "slow_down", "Slow down"))
+    floor.wait(lambda: any(e.get("kind") == "slow_down" for e in floor.events), "the good cue after the bad ones")
+    floor.wait(lambda: (floor.tiles[mon.call_id].get("line") or {}).get("text") == "still here", "the line")
+    watched = [e for e in floor.events if e["type"] != "call_start"]
+    assert [e["type"] for e in watched] == ["transcript", "cue"]  # nothing bad reached the supervisor
+    assert floor.tiles[mon.call_id]["interruptions"] == {"agent": 0, "customer": 0}
+    assert hub.calls[mon.call_id].seq == mon.seq  # the call was not poisoned by the huge seq
+    floor.close()
+
+
+def test_oversized_messages_close_only_that_monitor(hub):
+    floor = Floor(hub, login(hub))
+    good, bad = Monitor(hub, "ann"), Monitor(hub, "bob")
     good.send(call_start(good.call_id))
-    floor.wait(lambda: good.call_id in floor.tiles, "ann's tile")
-    floor.watch(good.call_id)
-    bad = Monitor(hub, "bob")
     bad.send(call_start(bad.call_id))
-
-    bad.ws.send("this is not JSON")
-    good.send(cue(1.0))
-    bad.ws.send(json.dumps({"type": "event", "seq": 2, "event": levels(0.2)}))
-    bad.ws.send(json.dumps({"type": "event", "call_id": "x", "seq": 3, "event": {"type": "levels"}}))
-    bad.ws.send('{"type":"event","call_id":"x","seq":4,"event":{"type":"levels","t":NaN}}')
     bad.ws.send(json.dumps({"type": "event", "call_id": good.call_id, "seq": 9, "event": levels(0.4)}))
-    good.send(cue(2.0, "slow_down", "Slow down"))
-    reasons = wait_until(lambda: [n["reason"] for n in bad.notices()], "error replies")
-    while len(reasons) < 5:
-        reasons += [n["reason"] for n in bad.notices()]
-    assert reasons == ["not a JSON object", "missing or bad call_id", "missing event (an object with type and t)",
-                       "not a JSON object", "call_id belongs to another agent"]
-
-    bad.ws.send("x" * (hub.options.max_message_bytes + 1))
+    assert bad.next_notice()["reason"] == "call_id belongs to another agent"
+    bad.ws.send("x" * (64 * 1024 + 1))
     with pytest.raises(ConnectionClosed) as closed:
         bad.ws.recv(timeout=5)
     assert closed.value.rcvd.code == 1009  # message too big
-
     good.send(cue(3.0, "wait_for_pause", "Wait for the pause"))
-    floor.wait(lambda: len([e for e in floor.events if e["type"] == "cue"]) == 3, "all of ann's cues")
-    assert [e["t"] for e in floor.events if e["type"] == "cue"] == [1.0, 2.0, 3.0]
-    assert floor.tiles[good.call_id]["gaps"] == 0 and floor.tiles[good.call_id]["agent"] == "ann"
+    floor.wait(lambda: (floor.tiles.get(good.call_id, {}).get("cue") or {}).get("kind") == "wait_for_pause",
+               "ann's cue")
+    assert floor.tiles[good.call_id]["gaps"] == 0
     floor.close()
+
+
+# ---- monitors: caps per agent ----
+
+def test_an_agent_has_caps_on_connections_and_open_calls():
+    hub = start_hub(rate_per_s=2000.0, max_connections=4, max_calls=8)
+    try:
+        floor = Floor(hub, login(hub))
+        conns = [Monitor(hub, "flood") for _ in range(4)]
+        with connect(hub.monitor_url) as fifth:
+            fifth.send(json.dumps({"type": "hello", "v": 1, "agent": "flood", "token": TOKENS["flood"]}))
+            assert refusal(fifth)[2] == "too many connections for this agent (4)"
+        for i in range(8):  # calls without a call_start, so none supersedes another
+            conns[i % 4].send(levels(0.2), call_id=f"flood-{i}")
+        wait_until(lambda: len(hub.calls) == 8, "the first 8 calls")
+        for i in range(8, 20):
+            conns[0].send(levels(0.2), call_id=f"flood-{i}")
+        reasons = []
+        wait_until(lambda: reasons.extend(n["reason"] for n in conns[0].notices()) or len(reasons) >= 8,
+                   "the refusals")
+        assert set(reasons) == {"too many open calls for this agent (8)"}
+        assert len(hub.calls) == 8
+
+        other = Monitor(hub, "ann")  # everyone else is unaffected
+        other.send(call_start(other.call_id))
+        floor.wait(lambda: other.call_id in floor.tiles, "ann's call")
+
+        conns[0].ws.close()  # a connection going away frees no connection slot twice, and another opens
+        wait_until(lambda: hub.stats()["monitors"] == 4, "the closed connection gone")
+        Monitor(hub, "flood").ws.close()
+        floor.close()
+    finally:
+        hub.stop()
 
 
 def test_a_flooding_monitor_is_rate_limited_without_starving_another():
@@ -278,46 +197,34 @@ def test_a_flooding_monitor_is_rate_limited_without_starving_another():
         flooder = Monitor(hub, "flood")
         flooder.send(call_start(flooder.call_id))
 
-        flooding = threading.Event()
         stop = threading.Event()
         sent = [0]
 
         def flood():
-            flooding.set()
             t = 0.0
             while not stop.is_set():
                 t += 0.2
-                kind = levels(t) if sent[0] % 4 else cue(t)
                 try:
-                    flooder.send(kind)
+                    flooder.send(levels(t) if sent[0] % 4 else cue(t))
                 except ConnectionClosed:
                     return
                 sent[0] += 1
 
-        def steady_stream(n_before: int, n_during: int, out: list) -> None:
-            for i in range(n_before + n_during):
-                if i == n_before:
-                    threading.Thread(target=flood, daemon=True).start()
-                    flooding.wait()
-                out.append((i >= n_before, time.time()))
-                steady.send(cue(float(i), "pause_first", f"line {i}"))
-                time.sleep(0.03)
-
-        sends: list = []
-        streamer = threading.Thread(target=steady_stream, args=(10, 40, sends))
-        streamer.start()
-        streamer.join()
-        flood_sent_by_end = sent[0]
+        flooding = threading.Thread(target=flood, daemon=True)
+        for i in range(50):
+            if i == 10:
+                flooding.start()
+                wait_until(lambda: sent[0] > 100, "the flood to start")
+            steady.send(cue(float(i), "pause_first", f"line {i}"))
+            time.sleep(0.03)
         floor.wait(lambda: len([e for e in floor.events if e["type"] == "cue"]) >= 50, "every steady cue", 10)
-        flood_end = time.time()
+        still_flooding = flooding.is_alive()
         stop.set()
+        flooding.join(timeout=5)
 
         cues = [e for e in floor.events if e["type"] == "cue"]
         assert [e["text"] for e in cues] == [f"line {i}" for i in range(50)]  # none lost, in order
-        # While the flood went on, the steady monitor's cues kept arriving: all were received before the
-        # flooder stopped sending, and the flooder kept sending after the last of them.
-        assert all(e["_recv"] <= flood_end for e in cues[10:])
-        assert flood_sent_by_end > 500
+        assert still_flooding and sent[0] > 500
         notices = flooder.notices()
         assert any(n["type"] == "rate_limited" and n["dropped"] > 0 for n in notices), notices
         assert floor.tiles[steady.call_id]["gaps"] == 0
@@ -341,52 +248,17 @@ def test_a_persistent_flood_is_disconnected():
         hub.stop()
 
 
-# ---- supervisors: login, session, origin, files ----
+# ---- supervisors' stream ----
 
-def test_login_failures_and_success(hub):
-    response = request(hub, "POST", "/login", "username=sup&password=nope",
-                       {"Content-Type": "application/x-www-form-urlencoded"})
-    assert response.status == 303 and response.getheader("Location") == "/login?failed=1"
-    assert response.getheader("Set-Cookie") is None
-    response = request(hub, "POST", "/login", json.dumps({"username": "nobody", "password": PASSWORD}),
-                       {"Content-Type": "application/json"})
-    assert response.status == 401 and response.getheader("Set-Cookie") is None
-    page = request(hub, "GET", "/login?failed=1").data.decode()
-    assert '<p id="error" role="alert">Wrong username or password.' in page
-    assert 'id="error" role="alert" hidden' in request(hub, "GET", "/login").data.decode()
-
-    response = request(hub, "POST", "/login", json.dumps({"username": "sup", "password": PASSWORD}),
-                       {"Content-Type": "application/json"})
-    cookie = response.getheader("Set-Cookie")
-    assert response.status == 303 and response.getheader("Location") == "/floor"
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
-    session = cookie.split(";")[0]
-    assert request(hub, "GET", "/floor", headers={"Cookie": session}).status == 200
-    assert json.loads(request(hub, "GET", "/session", headers={"Cookie": session}).data)["user"] == "sup"
-
-    request(hub, "POST", "/logout", headers={"Cookie": session})
-    assert request(hub, "GET", "/floor", headers={"Cookie": session}).status == 302
-
-
-def test_floor_and_its_websocket_need_a_session(hub):
-    response = request(hub, "GET", "/floor")
-    assert response.status == 302 and response.getheader("Location") == "/login"
-    assert request(hub, "GET", "/floor", headers={"Cookie": "calmline_session=forged"}).status == 302
-    assert request(hub, "GET", "/session").status == 401
+def test_floor_websocket_needs_a_session_and_its_own_origin(hub):
     for cookie in ("", "calmline_session=forged"):
         with pytest.raises(InvalidStatus) as refused:
             Floor(hub, cookie)
         assert refused.value.response.status_code == 401
-
-
-def test_a_foreign_origin_is_refused(hub):
     cookie = login(hub)
     with pytest.raises(InvalidStatus) as refused:
         Floor(hub, cookie, origin="http://evil.example")
     assert refused.value.response.status_code == 403
-    response = request(hub, "POST", "/login", f"username=sup&password={PASSWORD}",
-                       {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"})
-    assert response.status == 403 and response.getheader("Set-Cookie") is None
     Floor(hub, cookie).close()  # its own origin is fine
 
 
@@ -394,37 +266,53 @@ def test_allowed_origins_option():
     hub = start_hub(allowed_origins=["https://floor.example"])
     try:
         cookie = login(hub)
-        with pytest.raises(InvalidStatus):
-            Floor(hub, cookie)  # the hub's own address is no longer listed
         Floor(hub, cookie, origin="https://floor.example").close()
+        with pytest.raises(InvalidStatus):
+            Floor(hub, cookie, origin="https://other.example")
     finally:
         hub.stop()
 
 
-def test_static_files_without_path_traversal(hub):
-    assert request(hub, "GET", "/ui/floor.js").status == 200
-    assert request(hub, "GET", "/ui/floor.css").getheader("Content-Type").startswith("text/css")
-    for path in ("/ui/../monitor/hub.py", "/ui/%2e%2e/monitor/hub.py", "/ui/..%2fpyproject.toml", "/ui//etc/passwd"):
-        assert request(hub, "GET", path).status in (403, 404), path
-    assert request(hub, "GET", "/").getheader("Location") == "/floor"
-    assert request(hub, "DELETE", "/floor").status == 405
-    big = request(hub, "POST", "/login", "x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})
-    assert big.status == 413
-
-
 def test_port_taken(hub):
     with pytest.raises(UsageError, match=f"cannot listen on 127.0.0.1:{hub.port}: address already in use"):
-        Hub(HubOptions(port=hub.port)).start()
+        start_hub(port=hub.port)
 
 
-# ---- calls on the floor ----
+def test_tiles_carry_only_what_changed_and_no_levels():
+    hub = start_hub(rate_per_s=2000.0, tile_interval_s=0.1)
+    try:
+        floor = Floor(hub, login(hub))
+        mon = Monitor(hub, "ann")
+        mon.send(call_start(mon.call_id))
+        floor.wait(lambda: mon.call_id in floor.tiles, "the tile")
+        for i in range(25):  # 5 s of levels: only the clock moves, nothing a supervisor sees
+            mon.send(levels(0.2 * (i + 1)))
+        mon.send(cue(5.2, "slow_down", "Slow down"))
+        floor.wait(lambda: (floor.tiles[mon.call_id].get("cue") or {}).get("kind") == "slow_down", "the cue")
+        first, *rest = [m for m in floor.tile_messages if m["call_id"] == mon.call_id]
+        assert {"agent", "status", "started_at", "interruptions", "reasons"} <= first.keys()
+        assert all("levels" not in m for m in floor.tile_messages)
+        changed = [set(m) - {"call_id", "t", "at"} for m in rest]
+        assert changed and all(fields <= {"talking", "cue", "cues_1m"} for fields in changed), changed
+        assert len(rest) <= 3  # the talking dot once, the cue: never a tile per levels event
+        assert floor.tiles[mon.call_id]["t"] == 5.2
+
+        floor.watch(mon.call_id)  # levels stream to the supervisor watching the call
+        floor.wait(lambda: floor.events, "the watch snapshot")
+        mon.send(levels(5.4, agent=-12.0))
+        floor.wait(lambda: any(e["type"] == "levels" and e["levels"]["agent"] == -12.0 for e in floor.events),
+                   "the watched levels")
+        floor.close()
+    finally:
+        hub.stop()
+
 
 def test_lost_connection_shows_and_resumes(hub):
     floor = Floor(hub, login(hub))
     monitor = Monitor(hub, "ann")
     monitor.send(call_start(monitor.call_id))
     monitor.send(levels(0.2))
-    floor.wait(lambda: floor.tiles.get(monitor.call_id, {}).get("t") == 0.2, "the live tile")
+    floor.wait(lambda: floor.tiles.get(monitor.call_id, {}).get("talking", {}).get("agent"), "the live tile")
     assert floor.tiles[monitor.call_id]["status"] == "live"
 
     monitor.ws.close()
@@ -433,7 +321,7 @@ def test_lost_connection_shows_and_resumes(hub):
     assert any(a["kind"] == "lost" and a["call_id"] == monitor.call_id for a in floor.alerts)
 
     again = Monitor(hub, "ann", call_id=monitor.call_id, seq=monitor.seq)
-    again.send(levels(0.4))
+    again.send(levels(0.4, talking=("customer",)))
     floor.wait(lambda: floor.tiles[monitor.call_id]["status"] == "live", "the call resumed")
     assert floor.tiles[monitor.call_id]["t"] == 0.4 and floor.tiles[monitor.call_id]["gaps"] == 0
 
@@ -443,37 +331,47 @@ def test_lost_connection_shows_and_resumes(hub):
     floor.close()
 
 
-def test_an_escalating_call_raises_alerts_and_comes_first(hub):
+def test_an_escalating_call_raises_alerts_from_the_pipelines_cues_and_comes_first(hub):
     floor = Floor(hub, login(hub))
     calm, hot = Monitor(hub, "agent00"), Monitor(hub, "agent01")
     for m in (calm, hot):
         m.send(call_start(m.call_id))
-    for i in range(60):  # 12 s: the customer talks at -32 dBFS, then at -18
+    for i in range(60):  # loud levels alone are no alert: the pipeline decides raised voice, with its thresholds
         t = 0.2 * (i + 1)
         calm.send(levels(t, customer=-32, talking=("customer",)))
-        hot.send(levels(t, customer=-32 if i < 40 else -18, talking=("customer",)))
-    for t, (kind, text) in zip((12.2, 12.4, 12.6), [("acknowledge", "Acknowledge how they feel"),
-                                                    ("speak_softly", "Speak softly"), ("speak_softly", "Speak softly")]):
+        hot.send(levels(t, agent=-32 if i < 40 else -8, talking=("agent",)))
+    hot.send(cue(12.1, "slow_down", "Slow down"))
+    floor.wait(lambda: floor.tiles.get(hot.call_id, {}).get("cues_1m") == 1, "the first cue")
+    assert not floor.tiles[hot.call_id]["raised_voice"] and not floor.alerts
+    for t, (kind, text) in zip((12.2, 12.4), [("acknowledge", "Acknowledge how they feel"),
+                                              ("speak_softly", "Speak softly")]):
         hot.send(cue(t, kind, text))
     floor.wait(lambda: floor.tiles.get(hot.call_id, {}).get("cues_1m") == 3, "the hot call's cues")
     tile = floor.tiles[hot.call_id]
     assert tile["needs_attention"] and tile["raised_voice"]
-    assert tile["reasons"][0] in ("customer raised voice", "customer upset, not acknowledged")
-    kinds = {a["kind"] for a in floor.alerts if a["call_id"] == hot.call_id}
-    assert kinds == {"raised_voice", "acknowledge", "cues"}
+    assert tile["reasons"][0] in ("agent raised voice", "customer upset, not acknowledged")
+    floor.wait(lambda: {a["kind"] for a in floor.alerts if a["call_id"] == hot.call_id} ==
+               {"raised_voice", "acknowledge", "cues"}, "the three alerts")
     assert not floor.tiles[calm.call_id]["needs_attention"]
     assert not [a for a in floor.alerts if a["call_id"] == calm.call_id]
 
-    silent = Monitor(hub, "agent02")  # dead air: nobody talks for over 10 s
+    silent = Monitor(hub, "agent02")  # dead air: the pipeline's dead_air cue, then nobody talks
     silent.send(call_start(silent.call_id))
     for i in range(60):
         silent.send(levels(0.2 * (i + 1), talking=()))
-    floor.wait(lambda: any(a["kind"] == "dead_air" and a["call_id"] == silent.call_id for a in floor.alerts),
-               "the dead air alert")
+    floor.wait(lambda: silent.call_id in floor.tiles, "the silent call")
+    assert not any(a["kind"] == "dead_air" for a in floor.alerts)  # 12 s of silence: no cue, no alert
+    silent.send(cue(12.0, "dead_air", "Keep them informed"))
+    for i in range(10):
+        silent.send(levels(12.2 + 0.2 * i, talking=()))
+    floor.wait(lambda: floor.tiles[silent.call_id].get("dead_air_s", 0) >= 13, "dead air on the tile")
+    assert any(a["kind"] == "dead_air" and a["call_id"] == silent.call_id for a in floor.alerts)
+    silent.send(levels(14.4, talking=("agent",)))  # someone talks: dead air is over
+    floor.wait(lambda: floor.tiles[silent.call_id]["dead_air_s"] == 0, "dead air over")
 
     late = Floor(hub, login(hub))  # a supervisor arriving now gets it all in the snapshot, attention first
     late.pump(2)
-    first = json.loads(json.dumps([m for _, m in late.received if m["type"] == "floor"][0]))
+    first = [m for _, m in late.received if m["type"] == "floor"][0]
     assert first["calls"][0]["call_id"] == hot.call_id
     assert len(first["alerts"]) == len(floor.alerts)
     floor.close()
@@ -495,15 +393,15 @@ def test_a_slow_supervisor_is_cut_off_without_delaying_another():
         fast.wait(lambda: monitor.call_id in fast.tiles, "the call")
         for floor_ws in (fast.ws, slow):
             floor_ws.send(json.dumps({"type": "watch", "call_id": monitor.call_id}))
-        wait_until(lambda: len(hub._watchers.get(monitor.call_id, ())) == 2, "both watching")
+        wait_until(lambda: len(hub.part.floor.watchers.get(monitor.call_id, ())) == 2, "both watching")
         cues = lambda: len([e for e in fast.events if e["type"] == "cue"])  # noqa: E731
-        reader = threading.Thread(target=fast.wait, args=(lambda: cues() == 600, "the cues", 20), daemon=True)
+        reader = threading.Thread(target=fast.wait, args=(lambda: cues() == 600, "the cues", 30), daemon=True)
         reader.start()  # the fast supervisor reads while the burst goes on
         for i in range(600):
             monitor.send(cue(float(i), "pause_first", f"{i} " + "x" * 2000))
-        reader.join(timeout=25)
+        reader.join(timeout=35)
         assert cues() == 600  # every one, though the other supervisor is stuck
-        wait_until(lambda: hub.stats()["supervisors"] == 1, "the slow supervisor to be cut off")
+        wait_until(lambda: hub.stats()["supervisors"] == 1, "the slow supervisor to be cut off", 10)
         fast.wait(lambda: fast.tiles[monitor.call_id]["cues_1m"] == 61, "the last minute of cues (539 s to 599 s)")
         fast.close()
     finally:
@@ -527,7 +425,7 @@ def test_an_ended_call_leaves_the_floor_after_a_while():
 
 # ---- the publisher ----
 
-def test_publisher_catches_up_after_the_hub_restarts():
+def test_publisher_catches_up_after_the_server_restarts():
     port = free_port()
     hub = start_hub(port=port)
     publisher = HubPublisher(f"http://127.0.0.1:{port}", "ann", TOKENS["ann"])
@@ -539,7 +437,7 @@ def test_publisher_catches_up_after_the_hub_restarts():
         hub.stop()
         wait_until(lambda: not publisher.connected, "the publisher to notice")
 
-        publisher.publish(cue(1.0, "acknowledge", "Acknowledge how they feel"))  # while the hub is down
+        publisher.publish(cue(1.0, "acknowledge", "Acknowledge how they feel"))  # while the server is down
         for i in range(10):
             publisher.publish(levels(1.2 + 0.2 * i))
         publisher.publish(ev("transcript", 3.5, party="customer", start=2.0, end=3.4, text="this is absurd",
@@ -589,8 +487,10 @@ def test_tls(tmp_path):
     publisher = HubPublisher(hub.url, "ann", TOKENS["ann"], cafile=str(cert))
     try:
         assert hub.url.startswith("https://") and hub.monitor_url.startswith("wss://")
-        cookie = login(hub, context=context)
-        floor = Floor(hub, cookie, context=context)
+        response = request(hub, "POST", "/login", "username=sup&password=correct horse battery staple",
+                           {"Content-Type": "application/x-www-form-urlencoded"}, context)
+        assert "Secure" in response.getheader("Set-Cookie")
+        floor = Floor(hub, response.getheader("Set-Cookie").split(";")[0], context=context)
         publisher.start()
         publisher.publish(call_start("tls-call"))
         floor.wait(lambda: "tls-call" in floor.tiles, "the call over TLS")
@@ -599,105 +499,3 @@ def test_tls(tmp_path):
         publisher.stop()
         hub.stop()
 
-
-# ---- two hubs through Redis ----
-
-@pytest.fixture
-def redis_port():
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server not found (apt-get install redis-server)")
-    port = free_port()
-    server = start_redis(port)
-    yield port
-    server.terminate()
-    server.wait(timeout=5)
-
-
-def start_redis(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(["redis-server", "--save", "", "--appendonly", "no", "--port", str(port),
-                               "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port)
-    wait_until(lambda: _pings(client), "redis-server to start")
-    return server
-
-
-def _pings(client) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-
-
-def test_two_hubs_share_calls_through_redis(redis_port):
-    url = f"redis://127.0.0.1:{redis_port}/0"
-    hub_a, hub_b = start_hub(redis_url=url), start_hub(redis_url=url)
-    try:
-        wait_until(lambda: hub_a.stats()["redis"] and hub_b.stats()["redis"], "both hubs on redis")
-        floor_b = Floor(hub_b, login(hub_b))
-        monitor = Monitor(hub_a, "ann")
-        monitor.send(call_start(monitor.call_id))
-        monitor.send(cue(1.0, "acknowledge", "Acknowledge how they feel"))
-        floor_b.wait(lambda: floor_b.tiles.get(monitor.call_id, {}).get("cues_1m") == 1, "the call on hub B")
-        tile = floor_b.tiles[monitor.call_id]
-        assert tile["agent"] == "ann" and tile["hub"] == hub_a.id and tile["status"] == "live"
-        assert any(a["kind"] == "acknowledge" for a in floor_b.alerts)
-
-        floor_b.watch(monitor.call_id)  # the live view works across hubs too
-        floor_b.wait(lambda: floor_b.events, "the snapshot")
-        monitor.send(cue(2.0, "slow_down", "Slow down"))
-        floor_b.wait(lambda: any(e.get("kind") == "slow_down" for e in floor_b.events), "a watched event")
-
-        # JSON allows raw newlines between tokens; they must not let ann pass for bob on other hubs.
-        spoof = json.dumps({"agent": "bob", "msg": {"type": "event", "call_id": "spoofed", "seq": 1,
-                                                    "event": call_start("spoofed")}})
-        monitor.seq += 1
-        monitor.ws.send(f'{{"type":"event","call_id":"{monitor.call_id}","seq":{monitor.seq},'
-                        f'"event":{json.dumps(cue(3.0))},"pad":\n{spoof}\n}}')
-        floor_b.wait(lambda: floor_b.tiles[monitor.call_id]["cues_1m"] == 3, "the padded cue")
-        assert "spoofed" not in floor_b.tiles and "spoofed" not in hub_b.calls
-
-        monitor.ws.close()  # lost on A: lost on B
-        floor_b.wait(lambda: floor_b.tiles[monitor.call_id]["status"] == "lost", "lost on hub B")
-        floor_b.close()
-    finally:
-        hub_a.stop()
-        hub_b.stop()
-
-
-def test_a_hub_outlives_redis_and_reconnects():
-    port = free_port()
-    server = start_redis(port)
-    url = f"redis://127.0.0.1:{port}/0"
-    hub_a, hub_b = start_hub(redis_url=url, peer_timeout_s=1.0), start_hub(redis_url=url, peer_timeout_s=1.0)
-    try:
-        wait_until(lambda: hub_a.stats()["redis"] and hub_b.stats()["redis"], "both hubs on redis", 15)
-        floor_a, floor_b = Floor(hub_a, login(hub_a)), Floor(hub_b, login(hub_b))
-        monitor = Monitor(hub_a, "ann")
-        monitor.send(call_start(monitor.call_id))
-        floor_b.wait(lambda: monitor.call_id in floor_b.tiles, "the call on hub B", 15)
-
-        server.terminate()
-        server.wait(timeout=5)
-        monitor.send(cue(1.0))  # hub A still serves its own monitors and supervisors
-        floor_a.wait(lambda: floor_a.tiles.get(monitor.call_id, {}).get("cues_1m") == 1, "the cue on hub A", 15)
-        floor_b.wait(lambda: floor_b.tiles[monitor.call_id]["status"] == "lost", "hub B to notice", 15)
-
-        server = start_redis(port)
-        # Pub/sub keeps nothing for a subscriber that is still reconnecting: send until hub B hears again.
-        deadline = time.monotonic() + 30
-        t = 2.0
-        while not (floor_b.tiles[monitor.call_id]["cue"] or {}).get("kind") == "slow_down":
-            assert time.monotonic() < deadline, "hub B never heard hub A again"
-            monitor.send(cue(t, "slow_down", "Slow down"))
-            t += 1.0
-            floor_b.pump(timeout=1.0)
-        assert floor_b.tiles[monitor.call_id]["status"] == "live"
-        floor_a.close()
-        floor_b.close()
-    finally:
-        hub_a.stop()
-        hub_b.stop()
-        server.terminate()
-        server.wait(timeout=5)

@@ -49,7 +49,10 @@ const handlers = {
     lastSort = 0;
     if (watched) send({ type: "watch", call_id: watched });  // after a reconnect
   },
-  tile(msg) { setTile(msg.call); },
+  tile(msg) {  // a tile holds only the fields that changed since the last one of that call
+    const c = calls.get(msg.call.call_id);
+    setTile(c ? { ...c.tile, ...msg.call } : msg.call);
+  },
   alert(msg) { addAlert(msg); },
   call_end(msg) {
     const c = calls.get(msg.call_id);
@@ -69,7 +72,13 @@ const handlers = {
     for (const ev of msg.events) overlayEvent(ev);
   },
   event(msg) {
-    if (msg.call_id === watched) overlayEvent(msg.event);
+    if (msg.call_id !== watched) return;
+    overlayEvent(msg.event);
+    const c = calls.get(msg.call_id);  // tiles carry no levels: the watched call's tile meters follow its events
+    if (c && msg.event && msg.event.type === "levels") {
+      c.tile.levels = msg.event.levels;
+      c.dirty = true;
+    }
   },
   error(msg) {
     if (msg.call_id && msg.call_id === watched) closeLive();

@@ -31,6 +31,10 @@ log = logging.getLogger("calmline.auth")
 MIN_SECRET_CHARS = 16
 """Shortest agent token and supervisor password accepted."""
 COOKIE = "calmline_session"
+DEVICE_COOKIE = "calmline_device"
+"""Set on a successful login: this browser has signed in as that user before, so the login throttle gives
+it a budget of its own that other addresses' failures cannot use up."""
+DEVICE_TTL_S = 90 * 86400.0
 SECRET_FILE = "session.key"
 REVOKED_FILE = "revoked-sessions.json"
 
@@ -98,7 +102,9 @@ class Sessions:
         self.ttl_s = ttl_s
         self.secure = secure
         self.data_dir = Path(data_dir) if data_dir else None
-        self._signer = URLSafeTimedSerializer(self._secret(), salt="calmline-session")
+        secret = self._secret()
+        self._signer = URLSafeTimedSerializer(secret, salt="calmline-session")
+        self._devices = URLSafeTimedSerializer(secret, salt="calmline-device")
         self._revoked: dict[str, float] = self._load_revoked()
 
     def issue(self, user: str) -> tuple[str, Session]:
@@ -124,6 +130,25 @@ class Sessions:
         if not hmac.compare_digest(str(data.get("h", "")), self._fingerprint(user)) or sid in self._revoked:
             return None
         return Session(user, sid, signed_at.timestamp() + self.ttl_s)
+
+    def issue_device(self, user: str) -> str:
+        """A device cookie value for a browser that just signed in as `user`."""
+        return self._devices.dumps({"u": user})
+
+    def device_user(self, value: str | None) -> str | None:
+        """The user a device cookie was issued to, or None."""
+        if not value or len(value) > 512:
+            return None
+        try:
+            data = self._devices.loads(value, max_age=DEVICE_TTL_S)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        user = data.get("u") if isinstance(data, dict) else None
+        return user if isinstance(user, str) else None
+
+    def device_cookie_header(self, value: str) -> str:
+        return (f"{DEVICE_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/login; Max-Age={int(DEVICE_TTL_S)}"
+                f"{'; Secure' if self.secure else ''}")
 
     def revoke(self, session: Session) -> None:
         """Logout: this session id is refused from now on (until it would have expired anyway)."""
@@ -216,21 +241,34 @@ class LoginThrottle:
     - per address: at most `per_address` failed or pending checks a minute, whatever the account;
     - per account: at most `per_account` checks a minute from all addresses, of which the last `reserve`
       are kept for addresses with no failure in the window, so failures from some addresses cannot lock
-      the real supervisor out from another.
+      the real supervisor out from another;
+    - a browser that signed in as that account before (its device cookie) has `per_device` checks a minute
+      of its own, beside the account's: an attack from many addresses, which can use up even the
+      reserve, cannot lock out a supervisor's usual browser.
     A success clears that pair's failures. Keys are bounded (the oldest forgotten)."""
 
     WINDOW_S = 60.0
     MAX_KEYS = 10000
 
-    def __init__(self, per_pair: int = 5, per_address: int = 30, per_account: int = 20, reserve: int = 5):
+    def __init__(self, per_pair: int = 5, per_address: int = 30, per_account: int = 20, reserve: int = 5,
+                 per_device: int = 5):
         self.per_pair, self.per_address, self.per_account, self.reserve = per_pair, per_address, per_account, reserve
+        self.per_device = per_device
+        self._device: OrderedDict[str, deque[float]] = OrderedDict()
         self._pair: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
         self._address: OrderedDict[str, deque[float]] = OrderedDict()
         self._account: OrderedDict[str, deque[float]] = OrderedDict()
 
-    def reserve_check(self, account: str, address: str) -> Ticket | None:
-        """A ticket for one password check now, or None when a limit is reached (answer 429)."""
+    def reserve_check(self, account: str, address: str, known_device: bool = False) -> Ticket | None:
+        """A ticket for one password check now, or None when a limit is reached (answer 429).
+        `known_device`: the request carries a valid device cookie of this account."""
         now = time.monotonic()
+        if known_device:
+            checks = self._recent(self._device, account, now)
+            if len(checks) >= self.per_device:
+                return None
+            checks.append(now)
+            return Ticket(account, address, now)
         pair = self._recent(self._pair, (account, address), now)
         by_address = self._recent(self._address, address, now)
         checks = self._recent(self._account, account, now)

@@ -24,8 +24,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .app import origin_optional, ui_dir
-from .auth import (COOKIE, DUMMY_HASH, LoginThrottle, Session, Sessions, check_credentials, check_password,
-                   cookie_value)
+from .auth import (COOKIE, DEVICE_COOKIE, DUMMY_HASH, LoginThrottle, Session, Sessions, check_credentials,
+                   check_password, cookie_value)
 from .floor_room import Floor, FloorOptions
 from .jsonwire import JSONResponse
 from .monitors import MonitorLimits, Monitors, loads
@@ -35,6 +35,9 @@ from .supervisors import Supervisor
 log = logging.getLogger("calmline.floor")
 
 MAX_LOGIN_BYTES = 8 * 1024
+PAGE_HEADERS = {"Referrer-Policy": "same-origin"}
+"""On the pages with a form (login, the floor's logout): under the app's default `no-referrer` a browser
+sends `Origin: null` with the form's POST, which the app's Origin check must refuse."""
 
 
 @dataclass
@@ -118,7 +121,7 @@ class FloorPart:
         body = (ui_dir() / "login.html").read_text()
         if "failed" in request.query_params:
             body = body.replace('<p id="error" role="alert" hidden>', '<p id="error" role="alert">')
-        return Response(body, media_type="text/html; charset=utf-8")
+        return Response(body, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
     async def login(self, request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -130,7 +133,8 @@ class FloorPart:
         username, password = await _credentials(request, is_json)
         address = request.client.host if request.client else "?"
         account = (username or "")[:128]
-        ticket = self.throttle.reserve_check(account, address)
+        device = self.sessions.device_user(request.cookies.get(DEVICE_COOKIE)) == account
+        ticket = self.throttle.reserve_check(account, address, known_device=device)
         if ticket is None:
             log.warning("login throttled for %.40r from %s", account, address)
             return PlainTextResponse("Too many login attempts; wait a minute\n", status_code=429,
@@ -149,6 +153,7 @@ class FloorPart:
         log.info("supervisor %s logged in from %s", account, address)
         response = RedirectResponse("/floor", status_code=303)
         response.headers.append("set-cookie", self.sessions.cookie_header(value))
+        response.headers.append("set-cookie", self.sessions.device_cookie_header(self.sessions.issue_device(account)))
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -164,7 +169,8 @@ class FloorPart:
     async def floor_page(self, request: Request) -> Response:
         if self.authorize(request) is None:
             return RedirectResponse("/login", status_code=302)
-        return Response((ui_dir() / "floor.html").read_bytes(), media_type="text/html; charset=utf-8")
+        return Response((ui_dir() / "floor.html").read_bytes(), media_type="text/html; charset=utf-8",
+                        headers=PAGE_HEADERS)
 
     async def session(self, request: Request) -> Response:
         session = self.authorize(request)
