@@ -176,11 +176,17 @@ def test_scripts_draw_in_the_palette_too(script):
 
 # ---- the reducer in chromium ------------------------------------------------------------------------
 
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
-def ui_server():
-    """ui/ over a real local HTTP server, as the pages get it."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(UI))
-    handler.log_message = lambda *args: None
+def ui_server(tmp_path_factory):
+    """ui/ at /ui/ over a real local HTTP server, as the web app serves it (and nothing else of the repo)."""
+    root = tmp_path_factory.mktemp("served")
+    (root / "ui").symlink_to(UI)
+    handler = functools.partial(_Quiet, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -191,16 +197,56 @@ def ui_server():
 
 
 @pytest.fixture
-def page(browser, ui_server):
-    context = browser.new_context()
-    page = context.new_page()
+def context(browser):
+    context = browser.new_context(viewport={"width": 800, "height": 600})
     errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    page.goto(ui_server + "/")  # an empty origin of ui/ (its listing)
-    page.add_script_tag(url=ui_server + "/calmline.js")
-    yield page
+    context.on("weberror", lambda error: errors.append(error.error))
+    yield context
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(context, ui_server):
+    page = context.new_page()
+    page.goto(ui_server + "/ui/")  # an empty page of the ui/ origin (its listing)
+    page.add_script_tag(url=ui_server + "/ui/calmline.js")
+    return page
+
+
+BG = "rgb(20, 24, 29)"  # common.css --bg
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_each_page_gets_its_files_and_the_palette(context, ui_server, name):
+    page = context.new_page()
+    missing = []
+    asset = re.compile(r"/ui/[\w.-]+\.(css|js)$")  # the page's data (replay's data.json, audio) is not served here
+    page.on("response", lambda r: asset.search(r.url) and r.status != 200 and missing.append((r.url, r.status)))
+    page.on("requestfailed", lambda r: asset.search(r.url) and missing.append((r.url, r.failure)))
+    page.goto(f"{ui_server}/ui/{name}", wait_until="load")
+    assert not missing, missing
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BG
+    assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
+    if name != "login.html":
+        assert page.evaluate("typeof Calmline.reduce") == "function"
+        meter = page.locator(".meter").first
+        assert meter.evaluate("(el) => getComputedStyle(el).backgroundColor") == "rgb(38, 46, 54)"  # --track
+
+
+def test_the_pop_out_window_gets_both_stylesheets(context, ui_server):
+    page = context.new_page()
+    page.goto(f"{ui_server}/ui/overlay.html")
+    if not page.evaluate("'documentPictureInPicture' in window"):
+        pytest.skip("this chromium has no Document Picture-in-Picture")
+    with context.expect_page() as popped:
+        page.click("#popout")
+    pip = popped.value
+    pip.wait_for_function("document.styleSheets.length === 2 && [...document.styleSheets].every((s) => s.cssRules.length)")
+    sheets = pip.evaluate("[...document.styleSheets].map((s) => new URL(s.href).pathname)")
+    assert sheets == ["/ui/common.css", "/ui/overlay.css"]
+    assert pip.evaluate("getComputedStyle(document.body).backgroundColor") == BG
+    assert pip.locator("#cue-box").evaluate("(el) => getComputedStyle(el).height") == "64px"  # overlay.css
 
 
 FOLD = """([events, lines, cueS]) => {
