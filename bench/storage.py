@@ -13,25 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from audio.sources import array_frames  # noqa: E402
-from monitor.analysis.pipeline import Pipeline  # noqa: E402
-from monitor.session.live import run_call  # noqa: E402
-from monitor.session.sinks import Collect  # noqa: E402
-from monitor.library.store import CallRecorder, Store  # noqa: E402
+from monitor.library.store import Store  # noqa: E402
+from monitor.session.session import CallSession  # noqa: E402
 from rtf import ten_minute_call  # noqa: E402
 
 
 def analyse(channels, data_dir=None, transcribe=False):
-    pipeline = Pipeline(transcribe=transcribe)
-    recorder = None
-    started = time.time()
-    if data_dir:
-        recorder = CallRecorder(Store(data_dir), pipeline.call_id, "bench", started)
-        pipeline.audio_taps.append(recorder.write_audio)
-    sink = Collect(recorder=recorder)
+    """One call through the same session `calmline analyze` runs; (seconds, call id)."""
+    session = CallSession(source="bench", transcribe=transcribe, store=Store(data_dir) if data_dir else None)
     t0 = time.perf_counter()
-    run_call(array_frames(channels), pipeline, sink, started_at=started)
-    sink.close()
-    return time.perf_counter() - t0, pipeline.call_id
+    result = session.run(array_frames(channels))
+    return time.perf_counter() - t0, result.call_id
 
 
 def main():
@@ -61,10 +53,9 @@ def main():
 
 def replay_open(data: Path, call_id: str):
     """Time to fetch the replay page and its call data for a call made 6x longer (one hour)."""
-    try:
-        from monitor.web.replay import ReplayOptions, serve_replay
-    except ImportError:
-        return None
+    from monitor.web.app import WebOptions
+    from monitor.web.library import serve_replay
+
     store = Store(data)
     events = store.events(call_id)
     span = max(e["t"] for e in events)
@@ -77,10 +68,10 @@ def replay_open(data: Path, call_id: str):
                 rows.append((call_id, seq, e["t"], e["type"], json.dumps(e)))
                 seq += 1
         store.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
-    server = serve_replay(store, call_id, ReplayOptions(port=0))
+    server = serve_replay(store, call_id, WebOptions(port=0))
     try:
         t0 = time.perf_counter()
-        for path in ("", "call.json"):
+        for path in ("", "data.json"):
             urllib.request.urlopen(server.url + path).read()
         return round(time.perf_counter() - t0, 3)
     finally:

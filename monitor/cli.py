@@ -19,11 +19,9 @@ from audio.sources import open_monos, open_stereo, paced
 
 from .config import Config, load_config
 from .errors import UsageError
-from .session.live import run_call
-from .analysis.pipeline import Pipeline
 from .library.report import _clock, build_report, format_summary
-from .session.sinks import Collect
-from .library.store import CallRecorder, Store, resolve_data_dir
+from .session.session import CallSession
+from .library.store import Store, resolve_data_dir
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 
@@ -160,16 +158,12 @@ def _warn(message: str) -> None:
 def cmd_analyze(args) -> int:
     config = load_config(args.config)
     call, source = open_call(args, config)
-    pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None)
     total = call.duration_s
     progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
-    started_at = time.time()
-    sink = Collect(_open_out(args.events), recorder=_recorder(args, config, pipeline, started_at))
-    run_call(call.frames(), pipeline, sink.with_progress(progress, pipeline), Stop.on_signals(), started_at=started_at)
+    session = _session(args, config, source, progress=progress.update if progress else None)
+    report = session.run(call.frames()).report
     if progress:
         progress.done()
-    sink.close()
-    report = build_report(sink.events)
     print(json.dumps(report, indent=2) if args.json else format_summary(report))
     return 0
 
@@ -183,14 +177,11 @@ def cmd_demo(args) -> int:
     stop = Stop.on_signals()
     try:
         while True:
-            pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
-            started_at = time.time()
-            sink = Collect(_open_out(args.events), publish, _recorder(args, config, pipeline, started_at))
-            run_call(paced(call.frames(), SAMPLE_RATE), pipeline, sink, stop, started_at=started_at)
-            sink.close()
+            result = _session(args, config, source, live=True, publish=(publish,)).run(
+                paced(call.frames(), SAMPLE_RATE))
             if not args.loop or stop.flag.is_set():
                 break
-        print(format_summary(build_report(sink.events)))
+        print(format_summary(result.report))
         if args.linger and not stop.flag.is_set():
             stop.flag.wait(args.linger)
     finally:
@@ -213,19 +204,14 @@ def cmd_live(args) -> int:
     try:
         hub = _publisher(args, config)
         publish = _publishers(_serve(args, config), hub)
-        stop = Stop.on_signals()
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
-        pipeline = Pipeline(config, source=source, transcribe=False if args.no_transcribe else None, live=True)
-        started_at = time.time()
-        sink = Collect(_open_out(args.events), publish, _recorder(args, config, pipeline, started_at))
         try:
-            run_call(capture.read(), pipeline, sink, stop, started_at=started_at)
+            result = _session(args, config, source, live=True, publish=(publish,)).run(capture.read())
         finally:
-            sink.close()
             publish.stop()
     finally:
         capture.stop()
-    print(format_summary(build_report(sink.events)))
+    print(format_summary(result.report))
     return 0
 
 
@@ -344,7 +330,10 @@ def cmd_report(args) -> int:
         print(text)
     else:
         path = Path(f"calmline-report-{call['id']}.html")
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{path.resolve()}: cannot write ({exc.strerror}); choose where with --out FILE") from None
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -380,20 +369,21 @@ def _store(args, config: Config | None = None) -> Store:
     return Store(resolve_data_dir(args.data_dir, config.store.data_dir))
 
 
-def _recorder(args, config: Config, pipeline: Pipeline, started_at: float) -> CallRecorder | None:
-    """The call's recorder, unless recording is off; a store that cannot open is a warning, not the end."""
+def _session(args, config: Config, source: str, **options) -> CallSession:
+    """The call session of analyze, demo and live, from their common options."""
+    return CallSession(config, source, transcribe=False if args.no_transcribe else None,
+                       store=_call_store(args, config), events_path=args.events, stop=Stop.on_signals(), **options)
+
+
+def _call_store(args, config: Config) -> Store | None:
+    """Where to record the call, unless recording is off; a store that cannot open is a warning, not the end."""
     if args.no_record or not config.store.record:
         return None
     try:
-        store = _store(args, config)
+        return _store(args, config)
     except UsageError as exc:
         print(f"calmline: warning: {exc}; this call is not recorded", file=sys.stderr)
         return None
-    recorder = CallRecorder(store, pipeline.call_id, pipeline.source, started_at, config.store.agent_name,
-                            redact_audio=config.store.redact_audio, pad_s=config.redact.audio_pad_s,
-                            hold_s=config.store.redact_hold_s if pipeline.speech else 0.0)  # no words, no redactions
-    pipeline.audio_taps.append(recorder.write_audio)
-    return recorder
 
 
 class _publishers:

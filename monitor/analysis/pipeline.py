@@ -89,7 +89,14 @@ class Pipeline:
             last += self.speech.step(self.now, self.parties, talk) + self.speech.finish(self.now)
         out += last + self._cues(last)
         out.append(self._call_end())
+        self.close()
         return out
+
+    def close(self) -> None:
+        """Let go of what outlives the call (the shared transcription worker's receiver). finish() does
+        this; a caller whose call ended some other way (an error) calls it itself. Safe to repeat."""
+        if self.speech:
+            self.speech.close()
 
     # --- one tick --------------------------------------------------------------------------
     def _take(self, name: str, n: int) -> np.ndarray:

@@ -48,6 +48,9 @@ class Inline:
     def drain(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class OnWorker:
     """Hand jobs to the shared worker thread; its results are collected for the pipeline's next tick."""
@@ -81,6 +84,9 @@ class OnWorker:
     def drain(self) -> None:
         with self._cv:
             self._cv.wait_for(lambda: self._pending <= 0)
+
+    def close(self) -> None:
+        self.worker.unregister(self.call_id)
 
 
 _shared_worker: Worker | None = None
@@ -173,6 +179,10 @@ class SpeechStage:
     def finish(self, now: float) -> list:
         self.backend.drain()
         return self.collect(now)
+
+    def close(self) -> None:
+        """Let go of the shared worker: no more results for this call."""
+        self.backend.close()
 
     def _submit(self, party: str, start: float, end: float, final: bool, talk_s: float | None = None) -> None:
         ring = self.rings[party]

@@ -190,6 +190,17 @@ class Worker:
         with self._cv:
             self._receivers[call_id] = receiver
 
+    def unregister(self, call_id: str) -> None:
+        """The call is over: forget its receiver (a server runs call after call on one worker)."""
+        with self._cv:
+            self._receivers.pop(call_id, None)
+
+    @property
+    def calls(self) -> int:
+        """Calls registered now."""
+        with self._cv:
+            return len(self._receivers)
+
     def submit(self, job: Job) -> None:
         with self._cv:
             if job.final:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from ..events import Event, StoreStatus
+from ..events import Event, Levels, StoreStatus, Transcript
 from ..library.store import CallRecorder
 
 
+def for_the_report(event: Event) -> bool:
+    """Whether the call's report (and its summary) needs this event: not the meters' levels (5 a second,
+    for hours) nor interim transcripts (each replaced by a final). The recorder and the outputs still
+    get every event."""
+    return not isinstance(event, Levels) and not (isinstance(event, Transcript) and not event.final)
+
+
 class Collect:
-    """Keeps events for the report and hands each batch to every other sink.
+    """Hands each batch to every sink, and keeps what the report needs (`events`).
 
     When recording fails (full disk), a `store` event says so once, to the overlay and the log,
     and the call goes on.
@@ -17,31 +24,29 @@ class Collect:
         self.events: list[Event] = []
         self.out, self.publish, self.recorder = out, publish, recorder
 
-    def __call__(self, batch: list[Event]) -> None:
+    def __call__(self, batch: list[Event]) -> list[Event]:
+        """Send `batch` on; the batch as sent (with a `store` event when recording just failed)."""
         rec = self.recorder
         if rec is not None:
             rec.write_events(batch)
             if rec.problem and not rec.reported:
                 rec.reported = True
                 batch = batch + [StoreStatus(t=batch[-1].t if batch else 0.0, message=rec.problem)]
-        self.events.extend(batch)
+        self.events.extend(e for e in batch if for_the_report(e))
         for event in batch:
             if self.publish:
                 self.publish(event)
             if self.out:
                 self.out.write(event.to_json() + "\n")
-
-    def with_progress(self, progress, pipeline):
-        if not progress:
-            return self
-
-        def emit(batch):
-            self(batch)
-            progress.update(pipeline.now)
-        return emit
+        return batch
 
     def close(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
-        if self.out:
-            self.out.close()
+        """Close the recording and the events file; safe to repeat."""
+        recorder, self.recorder = self.recorder, None
+        out, self.out = self.out, None
+        try:
+            if recorder is not None:
+                recorder.close()
+        finally:
+            if out:
+                out.close()
