@@ -28,9 +28,20 @@ CREATE INDEX IF NOT EXISTS redactions_call ON redactions (call_id);
 
 
 def spans_of(transcript: dict, pad_s: float) -> list[tuple[str, float, float, str]]:
-    """(party, start, end, label) of each redacted word of a transcript event, widened by `pad_s`."""
-    return [(transcript["party"], round(max(0.0, a - pad_s), 3), round(b + pad_s, 3), w.rstrip(".,?!;:"))
-            for w, a, b in transcript.get("words") or [] if is_label(w)]
+    """(party, start, end, label) of each redacted word of a transcript event, widened by `pad_s` and
+    out to its neighbours: Whisper's word times are tight or early (a line's last word often ends
+    0.4 s before the voice does), so a span reaches back to the previous word's end (the line's start
+    for its first word) and on to the next word's start (the line's end for its last word)."""
+    words = transcript.get("words") or []
+    out = []
+    for k, (w, a, b) in enumerate(words):
+        if not is_label(w):
+            continue
+        before = words[k - 1][2] if k else transcript["start"]
+        after = words[k + 1][1] if k + 1 < len(words) else transcript["end"] + pad_s
+        out.append((transcript["party"], round(max(0.0, min(a - pad_s, before)), 3), round(max(b + pad_s, after), 3),
+                    w.rstrip(".,?!;:")))
+    return out
 
 
 class AudioRedaction:

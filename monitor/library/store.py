@@ -4,16 +4,24 @@ call's audio as a stereo FLAC written as the call goes.
 Events are committed about once a second, audio flushed about once a second: a monitor killed
 mid-call leaves every event and the audio up to about the last second. A call whose recorder died
 is mended the next time it is opened (its FLAC header rewritten, its duration taken from its events).
-A failing disk never stops a call: the recorder reports the problem once and the call goes on.
+A failing disk never stops a call: the recorder reports the problem once, in one line that names it,
+closes the call as `interrupted` with what was written, and the call goes on unrecorded. So that a
+full disk still leaves room to close the call, each recorder holds a small reserve file that it
+gives back the moment writing fails.
+
+Recordings are private: the data directory and its audio folder are 0700, every file in them 0600
+(the database's -wal and -shm files take the database's mode), whatever the umask.
 """
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import logging
 import os
-import re
+import resource
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -22,10 +30,11 @@ import numpy as np
 
 from audio import SAMPLE_RATE
 from audio.errors import AudioError
-from audio.recording import FlacWriter, repair_flac
+from audio.recording import FlacWriter, private_file, repair_flac
 
 from ..errors import UsageError
 from ..events import Event
+from .redaction import SCHEMA as REDACTIONS, AudioRedaction, silence_stored, spans_of
 
 log = logging.getLogger("calmline.store")
 
@@ -43,9 +52,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     agent_wpm REAL, customer_wpm REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_call ON metrics (call_id, t);
-"""
-DIGIT_RUN = re.compile(r"\d(?:[\s,.-]?\d){5,}")
-"""Six or more digits, spaced, dashed or comma-grouped as speech recognisers write card and account numbers."""
+""" + REDACTIONS
 
 
 def default_data_dir() -> Path:
@@ -58,25 +65,43 @@ def resolve_data_dir(option: str | None, configured: str) -> Path:
     return Path(option or os.environ.get("CALMLINE_DATA_DIR") or configured or default_data_dir())
 
 
-def mask_digits(text: str) -> str:
-    return DIGIT_RUN.sub(lambda m: "#" * len(re.sub(r"\D", "", m.group())), text)
-
-
 class Store:
     """The recorded calls in one data directory."""
 
     def __init__(self, data_dir: Path):
         self.dir = Path(data_dir)
+        self.full = False  # the disk was full when opened: calls can be read, not recorded
         try:
-            (self.dir / "audio").mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.dir / "calls.db"), timeout=10, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
+            _private_dirs(self.dir, self.dir / "audio")
+            db = self.dir / "calls.db"
+            os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
+            for folder in (self.dir, self.dir / "audio"):
+                _private_files(folder)
+            self.db = self._connect(db)
         except OSError as exc:
             raise UsageError(f"{self.dir}: cannot use as data directory ({exc.strerror})") from None
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{self.dir / 'calls.db'}: damaged or not a calmline database ({exc})") from None
+
+    def _connect(self, db: Path) -> sqlite3.Connection:
+        """The database in WAL mode; on a full disk (no room for its -wal/-shm files) read-only, so
+        that `calls`, `report` and `replay` still work."""
+        con = sqlite3.connect(str(db), timeout=10, check_same_thread=False)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.executescript(SCHEMA)
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            if not _disk_full(exc, self.dir):
+                raise
+            self.full = True
+            if db.stat().st_size == 0:  # never written: no calls, and none can be recorded
+                con = sqlite3.connect(":memory:", check_same_thread=False)
+                con.executescript(SCHEMA)
+                return con
+            return sqlite3.connect(f"{db.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False)
 
     def close(self) -> None:
         self.db.close()
@@ -100,6 +125,12 @@ class Store:
         return [json.loads(row[0]) for row in
                 self._query("SELECT json FROM events WHERE call_id = ? ORDER BY seq", (call_id,))]
 
+    def redactions(self, call_id: str) -> list[dict]:
+        """Where the call's transcripts were redacted: party, start, end, label, silenced (in the audio)."""
+        rows = self._query("SELECT party, start, end, label, silenced FROM redactions WHERE call_id = ? "
+                           "ORDER BY start", (call_id,))
+        return [dict(zip(("party", "start", "end", "label", "silenced"), (*r[:4], bool(r[4])))) for r in rows]
+
     def audio_path(self, call: dict) -> Path:
         return self.dir / "audio" / call["audio"]
 
@@ -118,10 +149,26 @@ class Store:
         except AudioError as exc:
             log.warning("%s", exc)
             frames = 0
+        self._silence(path, call["id"])
         duration = max(last, frames / SAMPLE_RATE)
-        with self.db:
-            self.db.execute("UPDATE calls SET status = 'interrupted', duration_s = ? WHERE id = ?", (duration, call["id"]))
+        (self.dir / "audio" / f"{call['id']}.reserve").unlink(missing_ok=True)
+        try:
+            with self.db:
+                self.db.execute("UPDATE calls SET status = 'interrupted', duration_s = ? WHERE id = ?",
+                                (duration, call["id"]))
+        except sqlite3.Error as exc:  # a full disk or a read-only store: shown mended, mended for good later
+            log.warning("%s: call %s not mended yet (%s)", self.dir, call["id"], exc)
         return {**call, "status": "interrupted", "duration_s": duration}
+
+    def _silence(self, path: Path, call_id: str) -> None:
+        """A mended call's audio silenced over its stored redactions (its recorder died holding them);
+        audio that cannot be silenced is deleted rather than kept."""
+        try:
+            silence_stored(path, self._query("SELECT start, end FROM redactions WHERE call_id = ? AND silenced",
+                                             (call_id,)))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: cannot silence its redacted words (%s); audio deleted", path, exc)
+            path.unlink(missing_ok=True)
 
     # --- retention -------------------------------------------------------------------------
     def purge(self, older_than_days: float) -> list[str]:
@@ -130,20 +177,29 @@ class Store:
         rows = self._query("SELECT id, audio FROM calls WHERE started_at < ? AND status != 'recording'", (cutoff,))
         with self.db:
             for call_id, audio in rows:
-                for table, key in (("events", "call_id"), ("metrics", "call_id"), ("calls", "id")):
+                for table, key in (("events", "call_id"), ("metrics", "call_id"), ("redactions", "call_id"),
+                                   ("calls", "id")):
                     self.db.execute(f"DELETE FROM {table} WHERE {key} = ?", (call_id,))
         for _, audio in rows:
             (self.dir / "audio" / audio).unlink(missing_ok=True)
         return [row[0] for row in rows]
 
 
+RESERVE_BYTES = 128 * 1024
+"""Room each recorder holds back, and frees when writing fails, to commit what it has and close the call."""
+
+
 class CallRecorder:
     """Writes one call as it happens. Every method swallows storage errors after reporting them:
-    recording is never worth stopping a live call for."""
+    recording is never worth stopping a live call for. The first failure (of the database, the
+    FLAC writer's thread, anything) stops the recording and closes the call as `interrupted`."""
 
     def __init__(self, store: Store, call_id: str, source: str, started_at: float, agent: str = "",
-                 mask: bool = True, commit_every_s: float = 1.0):
-        self.store, self.call_id, self.mask = store, call_id, mask
+                 redact_audio: bool = True, hold_s: float = 15.0, pad_s: float = 0.25, commit_every_s: float = 1.0):
+        self.store, self.call_id = store, call_id
+        self.redact_audio, self.hold_s, self.pad_s = redact_audio, hold_s, pad_s
+        self.redaction: AudioRedaction | None = None
+        self._spans: list[tuple] = []
         self.commit_every_s = commit_every_s
         self.problem: str | None = None
         self.reported = False
@@ -154,27 +210,36 @@ class CallRecorder:
         self._last_commit = time.monotonic()
         self.audio = None
         self.duration = 0.0
+        self._reserve = store.dir / "audio" / f"{call_id}.reserve"
         self._guard(self._open, source, started_at, agent or getpass.getuser())
 
     def _open(self, source, started_at, agent):
         name = f"{self.call_id}.flac"
+        if self.store.full:
+            raise OSError(errno.ENOSPC, "disk full")
+        private_file(self._reserve)
+        with open(self._reserve, "r+b") as fh:
+            fh.write(bytes(RESERVE_BYTES))
         with self.store.db:
             self.store.db.execute("INSERT INTO calls VALUES (?, ?, ?, 0, ?, 'recording', ?, ?)",
                                   (self.call_id, agent, started_at, source, os.getpid(), name))
         self.audio = FlacWriter(self.store.dir / "audio" / name, SAMPLE_RATE, 2)
+        self.redaction = AudioRedaction(self.audio.write, self.redact_audio, self.hold_s)
 
     def write_audio(self, frames: dict[str, np.ndarray]) -> None:
         if self.audio is not None and self.problem is None:
-            self._guard(self.audio.write, np.stack([frames["agent"], frames["customer"]], axis=1))
+            self._guard(self.redaction.write, np.stack([frames["agent"], frames["customer"]], axis=1))
 
     def write_events(self, batch: list[Event]) -> None:
         if self.problem is not None:
             return
         for event in batch:
             data = event.to_dict()
-            if data["type"] == "transcript" and self.mask:
-                data["text"] = mask_digits(data["text"])
-                data["words"] = [[mask_digits(w), a, b] for w, a, b in data.get("words", [])]
+            if data["type"] == "transcript":  # already redacted in the pipeline; silence its spans here
+                spans = spans_of(data, self.pad_s)
+                self._spans += [(self.call_id, *span, int(self.redact_audio)) for span in spans]
+                if self.redaction is not None:
+                    self.redaction.silence(spans)
             elif data["type"] == "levels":
                 self._metrics.append((self.call_id, data["t"], data["levels"]["agent"], data["levels"]["customer"],
                                       data["talking"]["agent"], data["talking"]["customer"],
@@ -184,40 +249,110 @@ class CallRecorder:
             self._pending.append((self.call_id, self._seq, data["t"], data["type"], json.dumps(data)))
             self._seq += 1
             self.duration = max(self.duration, data["t"])
-        if time.monotonic() - self._last_commit >= self.commit_every_s:
-            self._guard(self._commit)
+        if self._spans or time.monotonic() - self._last_commit >= self.commit_every_s:
+            self._guard(self._commit)  # a redaction at once: a recorder killed later is mended with it
 
     def _commit(self) -> None:
         with self.store.db:
             self.store.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._pending)
             self.store.db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._metrics)
-        self._pending, self._metrics = [], []
+            self.store.db.executemany("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?)", self._spans)
+        self._pending, self._metrics, self._spans = [], [], []
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
         if self.problem is None:
             self._guard(self._commit)
-        if self.audio is not None:
-            self._guard(self.audio.close)
+        if self.audio is not None and self.problem is None:
+            self._guard(self._close_audio)
         if self.problem is None:
-            self._guard(self._finish)
+            self._guard(self._finish, "ended")
+        self._reserve.unlink(missing_ok=True)
 
-    def _finish(self) -> None:
+    def _close_audio(self) -> None:
+        """The held audio out (silenced where known), the file closed, then late redactions silenced in it."""
+        self.redaction.flush()
+        self.audio.close()
+        self.redaction.repair(self.audio.path)
+
+    def _finish(self, status: str) -> None:
         with self.store.db:
-            self.store.db.execute("UPDATE calls SET status = 'ended', duration_s = ? WHERE id = ?",
-                                  (self.duration, self.call_id))
+            self.store.db.execute("UPDATE calls SET status = ?, duration_s = ? WHERE id = ?",
+                                  (status, self.duration, self.call_id))
 
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
-        except (OSError, sqlite3.Error, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - nothing in recording may end the call
             if self.problem is None:
-                self.problem = f"recording stopped: {_reason(exc)} in {self.store.dir}"
+                self.problem = f"recording stopped: {_reason(exc, self.store.dir)}"
                 log.error("%s", self.problem)
+                self._stop()
+
+    def _stop(self) -> None:
+        """Writing failed: give back the reserve, keep what can be kept, close the call as interrupted."""
+        self._reserve.unlink(missing_ok=True)
+        if self.audio is not None:
+            try:
+                self.audio.close()
+            except Exception:  # noqa: BLE001 - already reported
+                pass
+            try:  # what was flushed before the failure, with a header that says how long it is
+                repair_flac(self.audio.path)
+                self.redaction.repair(self.audio.path)
+            except Exception as exc:  # noqa: BLE001 - an AudioError, or no room to silence (the file is gone)
+                log.warning("%s", exc)
+        for step in (self._commit, lambda: self._finish("interrupted")):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - the problem is reported already
+                log.debug("%s: %s", self.store.dir, _reason(exc, self.store.dir))
 
 
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+def _reason(exc: Exception, where: Path) -> str:
+    """One line naming what went wrong: a full disk by name, whatever the library's wording."""
+    if _disk_full(exc, where):
+        return f"disk full ({where})"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG or _over_file_limit(where):
+        return f"file size limit reached ({where})"
+    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"{text} ({where})"
+
+
+def _disk_full(exc: Exception, where: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error) and "full" in str(exc):
+        return True
+    try:  # libsndfile says only "System error.": look at the disk itself
+        return shutil.disk_usage(where).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def _over_file_limit(where: Path) -> bool:
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return False
+    try:
+        sizes = [p.stat().st_size for p in (where / "audio").glob("*.flac")] + [(where / "calls.db").stat().st_size]
+    except OSError:
+        return False
+    return max(sizes, default=0) >= limit - 64 * 1024
+
+
+def _private_dirs(*folders: Path) -> None:
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if folder.stat().st_mode & 0o777 != 0o700:
+            folder.chmod(0o700)
+
+
+def _private_files(folder: Path) -> None:
+    """Files made before recordings were private (or by another umask) become private too."""
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _alive(pid) -> bool:
