@@ -3,6 +3,9 @@
 Runs `calmline demo` (the live path: pipeline, server, overlay stream) on a synthesized call with
 several agent interruptions, in real time, and a WebSocket client measures, for each cue, the wall
 time it arrives minus the wall time its audio moment was captured (call_start.started_at + cue.t).
+It also times the server alone: how long a reading overlay waits for its cues while 3000 levels are
+published, with and without a stuck client on the same stream (a stuck client must not hold anyone
+else up: with_stuck_s should stay near alone_s).
 Prints JSON. Targets: p95 <= 0.25 s; CPU under 15% of one core without transcription.
 """
 
@@ -13,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,7 +53,7 @@ async def listen(port: int, until: float):
     lags, started = [], None
     for _ in range(100):
         try:
-            ws = await connect(f"ws://127.0.0.1:{port}/ws")
+            ws = await connect(f"ws://127.0.0.1:{port}/ws", origin=f"http://127.0.0.1:{port}")
             break
         except OSError:
             await asyncio.sleep(0.1)
@@ -99,12 +103,74 @@ def cpu_share(transcribe: bool) -> float:
     return cpu / seconds
 
 
+def stuck_client(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads, with a tiny receive buffer."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def time_to_cues(server, n_levels: int = 3000, n_cues: int = 5) -> float:
+    """Seconds from the first publish until a reading client has this run's cues (published from a thread)."""
+    from websockets.sync.client import connect as sync_connect
+
+    run, every = os.urandom(4).hex(), n_levels // n_cues
+    before = server.client_count
+    with sync_connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
+        while server.client_count < before + 1:  # registered once its snapshot is queued
+            time.sleep(0.005)
+
+        def publish():
+            for i in range(n_levels):
+                server.publish({"v": 1, "type": "levels", "t": 0.2 * i, "levels": {"agent": -30.0, "customer": -42.5},
+                                "talking": {"agent": True, "customer": False}})
+                if i % every == every - 1:
+                    server.publish({"v": 1, "type": "cue", "t": 0.2 * i, "kind": "wait_for_pause",
+                                    "text": "Wait for the pause", "reason": run})
+                if i % 50 == 0:
+                    time.sleep(0)
+
+        publisher = threading.Thread(target=publish)
+        start = time.perf_counter()
+        publisher.start()
+        cues = 0
+        while cues < n_cues:
+            cues += json.loads(ws.recv(timeout=10)).get("reason") == run
+        elapsed = time.perf_counter() - start
+        publisher.join()
+        return elapsed
+
+
+def stuck_client_effect() -> dict:
+    """Best of three cue deliveries to a reading overlay, alone and beside a stuck one."""
+    from monitor.web.app import WebOptions
+    from monitor.web.overlay import OverlayServer
+
+    server = OverlayServer(WebOptions(port=0)).start()
+    try:
+        alone = min(time_to_cues(server) for _ in range(3))
+        stuck = stuck_client(server.port)
+        try:
+            with_stuck = min(time_to_cues(server) for _ in range(3))
+        finally:
+            stuck.close()
+    finally:
+        server.stop()
+    return {"alone_s": round(alone, 4), "with_stuck_s": round(with_stuck, 4), "ratio": round(with_stuck / alone, 2),
+            "target_ratio_below": 3}
+
+
 def pct(values, q):
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
 def main():
-    out = {"benchmark": "cue_latency"}
+    out = {"benchmark": "cue_latency", "stuck_client": stuck_client_effect()}
     for transcribe in (False, True):
         lags, seconds = run(transcribe)
         out["transcribe" if transcribe else "acoustic"] = {
