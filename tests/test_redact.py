@@ -149,7 +149,7 @@ def test_bad_config(tmp_path):
     with pytest.raises(UsageError, match="redact.patterns.policy"):
         load_config(path)
     path.write_text("[redact]\nmin_digits = 0\n")
-    with pytest.raises(UsageError, match="redact.min_digits"):
+    with pytest.raises(UsageError, match="min_digits"):
         load_config(path)
 
 
