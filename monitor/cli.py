@@ -77,11 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.set_defaults(handler=cmd_devices)
 
-    hub = sub.add_parser("hub", help="run the supervisors' hub (the floor page and every monitor's calls)")
-    hub.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    hub.add_argument("--port", type=int, help="port to listen on (default 8766)")
-    hub.add_argument("--redis", metavar="URL", help="share the floor with other hubs through Redis")
-    hub.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
+    server = sub.add_parser("server", help="run the web app: floor, monitors' stream, call library, overlay")
+    hub = sub.add_parser("hub", help="deprecated name of `server`")
+    for command in (server, hub):
+        command.add_argument("--host", help="address to listen on (default: [hub] host, 127.0.0.1)")
+        command.add_argument("--port", type=int, help="port to listen on (default: [hub] port, 8766)")
+        command.add_argument("--redis", metavar="URL", help="share the floor with other servers through Redis")
+        command.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)  # for tests: stop after S
+    server.set_defaults(handler=cmd_server)
     hub.set_defaults(handler=cmd_hub)
 
     hash_pw = sub.add_parser("hash-password", help="make a salted password hash for [hub.supervisors]")
@@ -108,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", type=float, metavar="DAYS", help="default: [store] retention_days")
     purge.set_defaults(handler=cmd_purge)
 
-    for command in (analyze, demo, live, calls, report, replay, purge):
+    for command in (analyze, demo, live, calls, report, replay, purge, server, hub):
         command.add_argument("--data-dir", metavar="DIR", help="where calls are recorded "
                              "(default: $CALMLINE_DATA_DIR or ~/.local/share/calmline)")
     for command in (analyze, demo, live):
@@ -244,28 +247,51 @@ def cmd_devices(args) -> int:
     return 0
 
 
-def cmd_hub(args) -> int:
-    """Run the supervisors' hub until interrupted."""
-    from .web.hub import Hub, HubOptions
+def cmd_server(args) -> int:
+    """Run the whole web app in the foreground until SIGINT or SIGTERM (then exit 0)."""
+    from .web.app import LOOPBACK_NAMES, WebOptions, WebServer, build_app
+    from .web.library import LibraryPart
+    from .web.overlay import OverlayPart
 
     config = load_config(args.config)
     cfg = config.hub
-    if not cfg.supervisors:
-        print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
-              "(make a hash with `calmline hash-password`)", file=sys.stderr)
-    hub = Hub(HubOptions(host=args.host or cfg.host, port=cfg.port if args.port is None else args.port,
-                         redis_url=args.redis or cfg.redis_url or None, tls_cert=cfg.tls_cert or None,
-                         tls_key=cfg.tls_key or None, tokens=cfg.tokens, supervisors=cfg.supervisors,
-                         allowed_origins=cfg.allowed_origins or None))
-    hub.start()
-    print(f"calmline: hub at {hub.url} (floor: {hub.url}floor, monitors: {hub.monitor_url})",
-          file=sys.stderr, flush=True)
+    options = WebOptions(host=args.host or cfg.host, port=cfg.port if args.port is None else args.port,
+                         allowed_hosts=list(getattr(cfg, "allowed_hosts", None) or []),
+                         allowed_origins=list(cfg.allowed_origins or []),
+                         tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None)
+    store = _store(args, config)
+    parts = [OverlayPart()]
+    try:
+        from .web.floor_part import FloorPart
+    except ImportError:  # the floor is not part of this build: the library then answers loopback clients only
+        parts.append(LibraryPart(store, lambda request, call: request.client is not None
+                                 and request.client.host in ("127.0.0.1", "::1")))
+    else:
+        if not cfg.supervisors:
+            print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
+                  "(make a hash with `calmline hash-password`)", file=sys.stderr)
+        floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
+                                      redis_url=args.redis or None)
+        parts += [floor, LibraryPart(store, floor.authorize)]
+    if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):
+        print(f"calmline: warning: listening on {options.host} without TLS: passwords, sessions and calls cross "
+              "the network in clear (set [hub] tls_cert and tls_key)", file=sys.stderr)
+    server = WebServer(build_app(options, parts), options)
+    server.start()
+    print(f"calmline: server at {server.url} (floor: {server.url}floor, calls: {server.url}calls, "
+          f"monitors: {server.url.replace('http', 'ws', 1)}monitor)", file=sys.stderr, flush=True)
     stop = Stop.on_signals()
     try:
         stop.flag.wait(args.seconds)
     finally:
-        hub.stop()
+        server.stop()
     return 0
+
+
+def cmd_hub(args) -> int:
+    """`calmline hub`: the old name of `calmline server`."""
+    print("calmline: warning: 'hub' is deprecated; use 'calmline server'", file=sys.stderr, flush=True)
+    return cmd_server(args)
 
 
 def cmd_hash_password(args) -> int:
@@ -309,18 +335,19 @@ def cmd_calls(args) -> int:
 
 
 def cmd_report(args) -> int:
-    """A recorded call's report: self-contained HTML (default) or JSON, with the scorecard."""
-    store = _store(args)
+    """A recorded call's report: self-contained HTML (default) or JSON, with the scorecard (by the user's config)."""
+    config = load_config(args.config)
+    store = _store(args, config)
     call = store.call(args.call_id)
     events = store.events(call["id"])
     from .library.report_html import render_report
     from .library.scorecard import events_from_dicts, score_call
 
     if args.json:
-        report = {"call": call, **build_report(events_from_dicts(events)), "scorecard": score_call(events)}
+        report = {"call": call, **build_report(events_from_dicts(events)), "scorecard": score_call(events, config)}
         text = json.dumps(report, indent=2)
     else:
-        text = render_report(call, events)
+        text = render_report(call, events, config)
     if args.out:
         out = _open_out(args.out)
         out.write(text)
@@ -442,7 +469,7 @@ class Progress:
         print(file=sys.stderr)
 
 
-CALL_LOOPS = (cmd_analyze, cmd_demo, cmd_live, cmd_hub, cmd_replay)
+CALL_LOOPS = (cmd_analyze, cmd_demo, cmd_live, cmd_server, cmd_hub, cmd_replay)
 """Commands that run until stopped or done and end cleanly on SIGINT/SIGTERM; the others get Python's defaults."""
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from datetime import datetime
 from html import escape
 
 from .. import PARTIES
-from ..config import SlowDownConfig, TranscriptionConfig
+from ..config import Config
 from .report import build_report
 from .scorecard import clock, events_from_dicts, score_call
 
@@ -20,8 +20,6 @@ W = 960                    # SVG user units; the plots scale to the page width
 LEFT, RIGHT = 64, 16       # room for the y axis labels and lane names
 LABEL_ROW = 15             # height of one row of cue labels
 CHAR_W = 6.1               # rough width of one label character at 11 px, to keep labels apart
-FAST_WPM = SlowDownConfig().min_wpm
-PACE_WINDOW_S = TranscriptionConfig().pace_window_s
 
 CSS = """
 :root { --ink: #24303b; --muted: #6b7783; --line: #e2e6ea; --paper: #ffffff; --bg: #f4f5f3;
@@ -118,11 +116,13 @@ footer { color: var(--muted); font-size: 12px; margin-top: 18px; }
 """
 
 
-def render_report(call: dict, events: list) -> str:
-    """The whole page; `call` is metadata (id, agent, started_at, duration_s, source), missing keys come from events."""
+def render_report(call: dict, events: list, config: Config | None = None) -> str:
+    """The whole page; `call` is metadata (id, agent, started_at, duration_s, source), missing keys come from events.
+    `config` is the user's (default: the defaults): its scorecard phrases, "fast" pace and pace window."""
+    config = config or Config()
     events = [_complete(e) for e in events_from_dicts(events)]
     report = build_report(events)
-    card = score_call(events)
+    card = score_call(events, config)
     start = next((e for e in events if e.type == "call_start"), None)
     meta = {
         "id": call.get("id") or (start.call_id if start else ""),
@@ -137,7 +137,7 @@ def render_report(call: dict, events: list) -> str:
         _summary(report),
         _scorecard(card),
         _loudness_section(events, duration),
-        _pace_section(events, duration),
+        _pace_section(events, duration, config.cues.slow_down.min_wpm, config.transcription.pace_window_s),
         _transcript(report["transcript"]),
         "<footer>calmline call report. Times are m:ss from the start of the call; levels in dBFS "
         "(0 is full scale).</footer>",
@@ -401,14 +401,14 @@ def _loudness_section(events: list, duration: float) -> str:
             f"{_loudness_plot(events, duration)}\n{LEGEND}\n{_moments(events)}\n</section>")
 
 
-def _pace_section(events: list, duration: float) -> str:
+def _pace_section(events: list, duration: float, fast_wpm: float, window_s: float) -> str:
     paces = [e for e in events if e.type == "pace"]
     if not paces:
         return ('<section class="plot pace">\n<h2>Pace</h2>\n'
                 '<p class="empty">No pace measured (no transcript).</p>\n</section>')
     axis = _Axis(duration)
     values = [v for e in paces for v in (e.wpm or {}).values() if v is not None and math.isfinite(v)]
-    top_wpm = max(50.0 * math.ceil(max(values + [FAST_WPM + 20]) / 50.0), 100.0)
+    top_wpm = max(50.0 * math.ceil(max(values + [fast_wpm + 20]) / 50.0), 100.0)
     top, height = 22, 120
     bottom = top + height
 
@@ -422,9 +422,9 @@ def _pace_section(events: list, duration: float) -> str:
                      f'<text x="{LEFT - 6}" y="{_fmt(y(w) + 4)}" text-anchor="end">{w}</text>')
     parts.append(f'<text x="{LEFT - 6}" y="{top - 10}" text-anchor="end">wpm</text>')
     parts.append(axis.ticks(top, bottom))
-    parts.append(f'<line class="fast" x1="{LEFT}" y1="{_fmt(y(FAST_WPM))}" x2="{W - RIGHT}" y2="{_fmt(y(FAST_WPM))}">'
-                 f"<title>fast: {FAST_WPM:.0f} words per minute</title></line>"
-                 f'<text x="{LEFT + 4}" y="{_fmt(y(FAST_WPM) - 4)}">fast</text>')
+    parts.append(f'<line class="fast" x1="{LEFT}" y1="{_fmt(y(fast_wpm))}" x2="{W - RIGHT}" y2="{_fmt(y(fast_wpm))}">'
+                 f"<title>fast: {fast_wpm:.0f} words per minute</title></line>"
+                 f'<text x="{LEFT + 4}" y="{_fmt(y(fast_wpm) - 4)}">fast</text>')
     parts.append(f'<line class="axis" x1="{LEFT}" y1="{_fmt(bottom)}" x2="{W - RIGHT}" y2="{_fmt(bottom)}"/>')
     for party in PARTIES:
         runs, run = [], []
@@ -445,6 +445,6 @@ def _pace_section(events: list, duration: float) -> str:
             parts.extend(f'<circle class="pace-dot {party}" cx="{_fmt(x)}" cy="{_fmt(y(v))}" r="2.6">'
                          f"<title>{party} {v:.0f} wpm</title></circle>" for x, v in run)
     parts.append("</svg>")
-    aside = f"words per minute over each party's last {PACE_WINDOW_S:.0f} s of talk"
+    aside = f"words per minute over each party's last {window_s:.0f} s of talk"
     return (f'<section class="plot pace">\n<h2>Pace<span class="aside">{escape(aside)}</span></h2>\n'
             f'{"".join(parts)}\n</section>')

@@ -8,7 +8,7 @@ Phrase lists are lower case and matched with `monitor.analysis.cues.find_phrase`
 from __future__ import annotations
 
 from .. import PARTIES
-from ..config import AcknowledgeConfig
+from ..config import Config
 from ..analysis.cues import find_phrase
 from ..events import Event, Transcript, events_from_dicts  # noqa: F401 (re-exported)
 from .report import final_lines
@@ -33,12 +33,10 @@ TIMED = ["today", "tonight", "this afternoon", "this evening", "this morning", "
 THANKS = ["thank you", "thanks", "thank", "appreciate"]
 ACCEPTANCE = ["okay", "ok", "that works", "that would work", "that will work", "sounds good", "thank you",
               "thanks", "great", "perfect", "yes please", "that's fine", "that is fine", "alright", "all right"]
-FRUSTRATION = AcknowledgeConfig().frustration
 
 RESPOND_WITHIN_S = 3.0   # the agent's first words this soon after the call starts or the customer's turn ends
 LONG_SILENCE_S = 5.0     # a wait longer than this after the customer's first turn is not a prompt response
 TURN_GAP_S = 1.0         # the customer's spurts this close together are one turn (the transcript's phrase rule)
-MAX_AGENT_SHARE = 0.65   # "Let them talk": the agent holding more of the talk time than this is not listening
 CLOSING_SHARE, CLOSING_S = 0.2, 30.0  # "near the end": the last 20% of the call or its last 30 s
 MIN_COMPLAINT_WORDS = 5
 NO_TRANSCRIPT = "no transcript"
@@ -76,9 +74,14 @@ def quote(line: Transcript, phrase: str | None = None) -> str:
 # --- the facts every item reads -------------------------------------------------------------------
 
 class Call:
-    """One call's events, with the final transcript and talk spurts worked out once."""
+    """One call's events, with the final transcript and talk spurts worked out once, and the user's
+    config: the frustration words ([cues.acknowledge] frustration) and the most of the talk an agent
+    who listens holds ([cues.let_them_talk] share) are the ones the live cues use."""
 
-    def __init__(self, events: list):
+    def __init__(self, events: list, config: Config | None = None):
+        config = config or Config()
+        self.frustration = config.cues.acknowledge.frustration
+        self.max_agent_share = config.cues.let_them_talk.share
         self.events = events_from_dicts(events)
         end = [e for e in self.events if e.type == "call_end"]
         self.duration = end[-1].t if end else max((e.t for e in self.events), default=0.0)
@@ -108,7 +111,7 @@ class Call:
     def complaint(self) -> Transcript | None:
         """The customer's first complaint: their first line with a frustration word, else their first line."""
         lines = [line for line in self.lines if line.party == "customer"]
-        return next((line for line in lines if find_phrase(line.text, FRUSTRATION)), lines[0] if lines else None)
+        return next((line for line in lines if find_phrase(line.text, self.frustration)), lines[0] if lines else None)
 
     def talk_s(self, party: str) -> float:
         return sum(e - s for s, e in self.spurts[party])
@@ -204,7 +207,7 @@ def listen(call: Call) -> dict:
     said_cues = ", ".join(f"{c.kind} at {clock(c.t)}" for c in cues) or "no wait_for_pause or let_them_talk cues"
     said_cuts = f"{len(cuts)} interruption{'s' * (len(cuts) != 1)} by the agent" + \
         (f" ({', '.join(clock(c.t) for c in cuts)})" if cuts else "")
-    met = share <= MAX_AGENT_SHARE and not cuts and not cues
+    met = share <= call.max_agent_share and not cuts and not cues
     first = min([e.t for e in cuts + cues], default=None)
     return item("listen", met, f"agent talk share {100 * share:.0f}%, {said_cuts}, {said_cues}", first)
 
@@ -268,8 +271,9 @@ def thank(call: Call) -> dict:
 CHECKS = [respond, empathize, seek_to_solve, open_mind, listen, verify, execute, document, thank]
 
 
-def score_call(events: list) -> dict:
-    """The scorecard of a call: each item met or missed with its evidence, in CUES.md order."""
-    call = Call(events)
+def score_call(events: list, config: Config | None = None) -> dict:
+    """The scorecard of a call: each item met or missed with its evidence, in CUES.md order.
+    `config` is the user's (default: the defaults), so the scorecard agrees with the cues they saw."""
+    call = Call(events, config)
     items = [check(call) for check in CHECKS]
     return {"items": items, "met": sum(1 for i in items if i["met"]), "total": len(items)}
