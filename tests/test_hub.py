@@ -379,7 +379,7 @@ def test_an_escalating_call_raises_alerts_from_the_pipelines_cues_and_comes_firs
 
 
 def test_a_slow_supervisor_is_cut_off_without_delaying_another():
-    hub = start_hub(rate_per_s=5000.0, queue_size=64)
+    hub = start_hub(rate_per_s=5000.0, queue_size=128)
     try:
         cookie = login(hub)
         sock = socket.socket()
@@ -395,14 +395,14 @@ def test_a_slow_supervisor_is_cut_off_without_delaying_another():
             floor_ws.send(json.dumps({"type": "watch", "call_id": monitor.call_id}))
         wait_until(lambda: len(hub.part.floor.watchers.get(monitor.call_id, ())) == 2, "both watching")
         cues = lambda: len([e for e in fast.events if e["type"] == "cue"])  # noqa: E731
-        reader = threading.Thread(target=fast.wait, args=(lambda: cues() == 600, "the cues", 30), daemon=True)
+        reader = threading.Thread(target=fast.wait, args=(lambda: cues() == 900, "the cues", 30), daemon=True)
         reader.start()  # the fast supervisor reads while the burst goes on
-        for i in range(600):
+        for i in range(900):
             monitor.send(cue(float(i), "pause_first", f"{i} " + "x" * 2000))
         reader.join(timeout=35)
-        assert cues() == 600  # every one, though the other supervisor is stuck
+        assert cues() == 900  # every one, though the other supervisor is stuck
         wait_until(lambda: hub.stats()["supervisors"] == 1, "the slow supervisor to be cut off", 10)
-        fast.wait(lambda: fast.tiles[monitor.call_id]["cues_1m"] == 61, "the last minute of cues (539 s to 599 s)")
+        fast.wait(lambda: fast.tiles[monitor.call_id]["cues_1m"] == 61, "the last minute of cues (839 s to 899 s)")
         fast.close()
     finally:
         hub.stop()

@@ -61,6 +61,8 @@ class CallState:
         """The local monitor connection currently sending this call (None for calls of other servers)."""
         self.changed_at = 0.0
         """Monotonic time of the last status change (lost, ended), for the floor's sweep."""
+        self.checked_at = 0.0
+        """Monotonic time the floor last looked at this call's conditions."""
         self._order = 0
         self._latest: dict[str, tuple[int, dict]] = {}
         self._transcripts: deque[tuple[int, dict]] = deque(maxlen=SNAPSHOT_TRANSCRIPTS)
@@ -86,7 +88,7 @@ class CallState:
             elif self.silent_since is None:
                 self.silent_since = event.t
         elif isinstance(event, TalkStart):
-            self.talking[event.party] = True
+            self.talking = {**self.talking, event.party: True}  # a new dict: published tiles hold the old one
             self._voice()
         elif isinstance(event, TalkEnd):
             self.talk_s[event.party] += max(0.0, event.t - event.start)

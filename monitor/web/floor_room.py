@@ -105,13 +105,17 @@ class Floor:
             if resumed:
                 self._changed(call)
             return None
+        talking = call.talking
         call.apply(event, msg.raw, msg.at)
         if event.type == "call_end":
             call.changed_at = time.monotonic()
         self._forward(call, msg)
         if self.bridge is not None and origin == self.id:
             self.bridge.send(agent, msg.to_wire())
-        self._changed(call, ended=event.type == "call_end")
+        # Levels move a tile only when someone starts or stops talking; what changes with time alone (dead
+        # air, the last minute of cues) is looked at once a second.
+        visible = event.type != "levels" or call.talking != talking
+        self._changed(call, ended=event.type == "call_end", visible=visible)
         return None
 
     def dropped(self, agent: str, msg: DroppedMessage, origin: str) -> str | None:
@@ -159,17 +163,24 @@ class Floor:
                 call.changed_at = time.monotonic()
                 self._changed(call, ended=True)
 
-    def _changed(self, call: CallState, ended: bool = False) -> None:
+    def _changed(self, call: CallState, ended: bool = False, visible: bool = True) -> None:
+        """After an event or a status change: alerts at once; the tile now, or when its interval allows."""
+        now = time.monotonic()
+        if not visible and now - call.checked_at < 1.0:
+            return
+        call.checked_at = now
         conditions = call.conditions()
         for kind in ALERT_KINDS:
             if kind in conditions and kind not in call.alerted:
                 self._alert(call, kind, conditions[kind][1])
         call.alerted = {k for k in conditions if k in ALERT_KINDS}
-        if ended:
-            self._publish(call)
-            self._broadcast(dumps({"type": "call_end", "call_id": call.call_id, "agent": call.agent}))
+        due = self._next.get(call.call_id, 0.0)
+        if ended or (visible and due <= now and call.call_id not in self._dirty):
+            self._publish(call, now)
+            if ended:
+                self._broadcast(dumps({"type": "call_end", "call_id": call.call_id, "agent": call.agent}))
         elif call.call_id not in self._dirty:
-            self._dirty[call.call_id] = self._next.get(call.call_id, 0.0)
+            self._dirty[call.call_id] = due
 
     def _alert(self, call: CallState, kind: str, text: str) -> None:
         self._alert_id += 1
