@@ -23,14 +23,27 @@ def test_silero_hears_speech_and_not_noise():
     assert np.mean(probs(noise) > 0.5) < 0.05
 
 
-def test_state_is_carried_so_streaming_equals_one_pass():
+def test_the_recurrent_state_is_carried_from_frame_to_frame_and_reset_forgets_it():
     speech = speak("Let me check that order for you.", level_dbfs=-24)
-    one = probs(speech)
+    streamed = probs(speech)
+    alone = []  # each frame heard by a model that has heard nothing before it but the frame's context
+    previous = np.zeros(HOP, np.float32)
+    for f in frames(speech):
+        vad = SileroVad()
+        vad.context(previous)
+        alone.append(vad(f))
+        previous = f
+    assert np.max(np.abs(streamed[1:] - np.array(alone[1:]))) > 0.05, "no state carried between frames"
+    assert streamed[0] == alone[0]
+
     vad = SileroVad()
-    again = [vad(f) for f in frames(speech)]
-    assert np.allclose(one, again)
+    noise = np.random.default_rng(4).normal(0, 0.1, 2 * 16000).astype(np.float32)
+    for f in frames(noise):
+        vad(f)
+    heard_noise = np.array([vad(f) for f in frames(speech)])
+    assert not np.allclose(heard_noise, streamed), "what came before should matter"
     vad.reset()
-    assert vad(frames(speech)[0]) == one[0]
+    assert np.array_equal([vad(f) for f in frames(speech)], streamed), "reset() must forget everything"
 
 
 def run_track(own, other):
