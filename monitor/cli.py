@@ -265,14 +265,14 @@ def cmd_server(args) -> int:
         from .web.floor_part import FloorPart
     except ImportError:  # the floor is not part of this build: the library then answers loopback clients only
         parts.append(LibraryPart(store, lambda request, call: request.client is not None
-                                 and request.client.host in ("127.0.0.1", "::1")))
+                                 and request.client.host in ("127.0.0.1", "::1"), config))
     else:
         if not cfg.supervisors:
             print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
                   "(make a hash with `calmline hash-password`)", file=sys.stderr)
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
                                       redis_url=args.redis or None)
-        parts += [floor, LibraryPart(store, floor.authorize)]
+        parts += [floor, LibraryPart(store, floor.authorize, config)]
     if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):
         print(f"calmline: warning: listening on {options.host} without TLS: passwords, sessions and calls cross "
               "the network in clear (set [hub] tls_cert and tls_key)", file=sys.stderr)
@@ -373,7 +373,7 @@ def cmd_replay(args) -> int:
     config = load_config(args.config)
     store = _store(args, config)
     server = serve_replay(store, args.call_id, WebOptions(host=args.host or config.server.host,
-                                                          port=8767 if args.port is None else args.port))
+                                                          port=8767 if args.port is None else args.port), config)
     print(f"calmline: replay of call {server.call_id} at {server.url}", file=sys.stderr, flush=True)
     stop = Stop.on_signals()
     try:

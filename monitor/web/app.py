@@ -10,7 +10,7 @@
   origin or a configured one (403 otherwise). A WebSocket without any Origin (not a browser) is let
   through only on routes marked with `origin_optional`, which authenticate by token themselves;
 - every response carries a strict Content-Security-Policy, nosniff, frame-ancestors 'none' and
-  no-referrer, unless the route set its own.
+  a same-origin referrer policy, unless the route set its own.
 
 `WebServer` runs uvicorn on its own event loop in a daemon thread (live, demo, replay) or until a
 stop flag is set (`calmline server`); see docs/web.md.
@@ -71,7 +71,7 @@ SECURITY_HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # not no-referrer: under it a browser's form POST says `Origin: null`
     (b"cache-control", b"no-cache"),
 )
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..config import Config
 from ..errors import UsageError
 from ..library.report import build_report
 from ..library.scorecard import events_from_dicts, score_call
@@ -46,9 +47,9 @@ def allow_all(request: Request, call: dict | None) -> bool:
     return True
 
 
-def call_data(call: dict, events: list[dict]) -> dict:
+def call_data(call: dict, events: list[dict], config: Config | None = None) -> dict:
     """What data.json holds: the call, its events with `levels` packed as arrays (see LEVELS_FORMAT)
-    and transcripts without word timings, the report and the scorecard."""
+    and transcripts without word timings, the report and the scorecard (judged by the user's config)."""
     levels, thinned = [], []
     for event in events:
         kind = event.get("type")
@@ -64,7 +65,7 @@ def call_data(call: dict, events: list[dict]) -> dict:
         "levels_format": LEVELS_FORMAT,
         "levels": levels,
         "report": build_report(events_from_dicts(events)),
-        "scorecard": score_call(events),
+        "scorecard": score_call(events, config),
     }
 
 
@@ -77,11 +78,12 @@ def _public(call: dict) -> dict:
 
 
 class LibraryPart:
-    """The recorded calls of one Store, behind `authorize`."""
+    """The recorded calls of one Store, behind `authorize`; scorecards and reports judged by `config`."""
 
-    def __init__(self, store: Store, authorize: Authorize = allow_all):
+    def __init__(self, store: Store, authorize: Authorize = allow_all, config: Config | None = None):
         self.store = store
         self.authorize = authorize
+        self.config = config
         self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
         self._cache: OrderedDict[str, tuple[tuple, bytes, bytes]] = OrderedDict()
         self.routes = [
@@ -142,7 +144,7 @@ class LibraryPart:
         from ..library.report_html import render_report
 
         events = await self._read(self.store.events, call["id"])
-        html = await run_in_threadpool(render_report, call, events)
+        html = await run_in_threadpool(render_report, call, events, self.config)
         return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
 
     # -- helpers --
@@ -180,7 +182,7 @@ class LibraryPart:
         key = (call["status"], call["duration_s"], len(events))
         cached = self._cache.get(call_id)
         if cached is None or cached[0] != key:
-            body = dumpb(call_data(call, events))
+            body = dumpb(call_data(call, events, self.config))
             cached = (key, body, gzip.compress(body, compresslevel=5))
             self._cache[call_id] = cached
         self._cache.move_to_end(call_id)
@@ -192,9 +194,9 @@ class LibraryPart:
 class ReplayServer:
     """`calmline replay`: the library served on its own, pointing at one call's replay page."""
 
-    def __init__(self, store: Store, call_id: str, options: WebOptions):
+    def __init__(self, store: Store, call_id: str, options: WebOptions, config: Config | None = None):
         self.call_id = store.call(call_id)["id"]  # UsageError for an unknown or ambiguous id, before listening
-        self.part = LibraryPart(store)
+        self.part = LibraryPart(store, config=config)
         self.server = WebServer(build_app(options, [self.part]), options)
         self._started = False
 
@@ -223,6 +225,6 @@ class ReplayServer:
         self.stop()
 
 
-def serve_replay(store: Store, call_id: str, options: WebOptions) -> ReplayServer:
+def serve_replay(store: Store, call_id: str, options: WebOptions, config: Config | None = None) -> ReplayServer:
     """A started ReplayServer for one call; UsageError for an unknown call or an unusable address."""
-    return ReplayServer(store, call_id, options).start()
+    return ReplayServer(store, call_id, options, config).start()
