@@ -249,6 +249,7 @@ def cmd_devices(args) -> int:
 
 def cmd_server(args) -> int:
     """Run the whole web app in the foreground until SIGINT or SIGTERM (then exit 0)."""
+    from .ingest.outputs import ingest_part
     from .web.app import LOOPBACK_NAMES, WebOptions, WebServer, build_app
     from .web.library import LibraryPart
     from .web.overlay import OverlayPart
@@ -273,6 +274,7 @@ def cmd_server(args) -> int:
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
                                       redis_url=args.redis or None)
         parts += [floor, LibraryPart(store, floor.authorize, config)]
+    parts.append(ingest_part(config, store, parts))  # /ingest/audiohook, /ingest/twilio, /ingest/pcm
     if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):
         print(f"calmline: warning: listening on {options.host} without TLS: passwords, sessions and calls cross "
               "the network in clear (set [hub] tls_cert and tls_key)", file=sys.stderr)
