@@ -265,7 +265,9 @@ def test_pcm_flood_is_cut_off_and_recorded_as_interrupted(server, call8k):
 
 
 def test_pcm_stream_that_stops_without_closing(server):
-    with connect(server.url("pcm"), additional_headers={"Authorization": f"Bearer {PCM_TOKEN}"}) as ws:
+    with connect(server.url("pcm"), additional_headers={"Authorization": f"Bearer {PCM_TOKEN}"},
+                 subprotocols=["audio.drachtio.org"]) as ws:   # what mod_audio_fork asks for
+        assert ws.subprotocol == "audio.drachtio.org"
         ws.send(json.dumps({"call_id": "stalls-1", "agent": "sam", "sample_rate": 8000, "agent_channel": 1}))
         ws.send(np.zeros(8000 * 2, "<i2").tobytes())  # half a second, then nothing
         with pytest.raises(Exception):

@@ -84,3 +84,12 @@ def test_token_bearer_or_basic_password():
     assert not token_ok(TOKEN, "Basic " + base64.b64encode(f"{TOKEN}:x".encode()).decode())
     assert not token_ok(TOKEN, None) and not token_ok("", "Bearer ")
     assert not token_ok(TOKEN, "Digest " + TOKEN)
+
+
+def test_jambonz_first_frame_with_metadata_merged():
+    s = PcmStream()
+    frame = {"callSid": "b2c3-jambonz", "from": "+15551234", "sampleRate": 8000, "mixType": "stereo",
+             "agent": "dana", "agent_channel": 1}
+    (opened,) = s.on_text(json.dumps(frame), 0.0)
+    assert (opened.call_id, opened.agent, opened.channels) == ("b2c3-jambonz", "dana", ["customer", "agent"])
+    assert "mixType mono" in closed_with(PcmStream().on_text(json.dumps({**frame, "mixType": "mono"}), 0.0), 1003)

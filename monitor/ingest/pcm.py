@@ -7,7 +7,8 @@ then binary messages of interleaved little-endian 16-bit stereo samples (the age
 in-band end message, so a clean close ends the call normally and silence on an open socket ends it
 as interrupted (the route's idle timeout). Audio time is the number of samples received.
 
-The client authenticates with `Authorization: Bearer TOKEN`, or Basic auth whose password is the
+jambonz's first frame (its call attributes, `callSid`, `sampleRate`, `mixType`, with the listen verb's
+`metadata` merged in) is read the same way. The client authenticates with `Authorization: Bearer TOKEN`, or Basic auth whose password is the
 token (what mod_audio_fork's and jambonz's `wsAuth` send); `token_ok` checks either.
 """
 
@@ -74,8 +75,11 @@ class PcmStream:
             header = None
         if not isinstance(header, dict):
             return self._fail(UNSUPPORTED, "the first message is not a JSON object")
-        call_id, agent = header.get("call_id"), header.get("agent", "")
-        rate, agent_channel = header.get("sample_rate"), header.get("agent_channel", 0)
+        # jambonz sends its own call attributes (callSid, sampleRate, mixType) with the `metadata` merged in
+        call_id, agent = header.get("call_id", header.get("callSid")), header.get("agent", "")
+        rate, agent_channel = header.get("sample_rate", header.get("sampleRate")), header.get("agent_channel", 0)
+        if header.get("mixType", "stereo") != "stereo":
+            return self._fail(UNSUPPORTED, f"mixType {str(header['mixType'])[:20]} is not stereo")
         if not isinstance(call_id, str) or not CALL_ID.match(call_id):
             return self._fail(UNSUPPORTED, "call_id is missing or not an id (letters, digits, _ . : -; 1-64)")
         if agent and (not isinstance(agent, str) or not AGENT.match(agent)):

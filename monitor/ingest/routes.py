@@ -51,6 +51,8 @@ QUEUE_SECONDS = 10.0
 TWILIO_SLACK = 80
 """Twilio timestamps within 10 ms of where a track's audio ended are taken as contiguous."""
 UNKNOWN_AGENT = "unknown"
+PCM_SUBPROTOCOLS = ("audio.jambonz.org", "audio.drachtio.org")
+"""What jambonz `listen` and FreeSWITCH mod_audio_fork ask for; the stream is the same."""
 CLOSING = ("DISCONNECTING", "CLOSED")
 
 
@@ -256,12 +258,14 @@ class IngestPart:
             return await self._deny(ws, 401, "PCM ingest is not configured ([ingest.pcm] token)", "pcm")
         if not token_ok(token, _headers(ws).get("authorization")):
             return await self._deny(ws, 401, "missing or wrong token", "pcm")
-        await self._serve(ws, PcmStream(self.ingest.flood_budget_s, time.monotonic()))
+        offered = ws.scope.get("subprotocols") or []
+        chosen = next((p for p in offered if p in PCM_SUBPROTOCOLS), None)
+        await self._serve(ws, PcmStream(self.ingest.flood_budget_s, time.monotonic()), subprotocol=chosen)
 
     # ---- one connection ----
 
-    async def _serve(self, ws: WebSocket, machine) -> None:
-        await ws.accept()
+    async def _serve(self, ws: WebSocket, machine, subprotocol: str | None = None) -> None:
+        await ws.accept(subprotocol=subprotocol)
         conn = object()
         run: CallRun | None = None
         idle = self.ingest.idle_timeout_s
