@@ -218,7 +218,8 @@ def _digit_tokens(norm: list[str]) -> list[str | None]:
         if t in ZERO_ONLY_IN_RUNS and any(d for d in near if d is not None):
             out[i] = "0"
     for i, t in enumerate(norm):
-        if t in TO_TWO and 0 < i < len(norm) - 1 and _one_digit(out, norm, i - 1, -1) and _one_digit(out, norm, i + 1, 1):
+        if t in TO_TWO and 0 < i < len(norm) - 1 and _one_digit(out, norm, i - 1, -1) \
+                and _one_digit(out, norm, i + 1, 1):
             out[i] = "2"
     return out
 
@@ -301,7 +302,8 @@ def _mailbox_start(norm: list[str], i: int) -> int | None:
     """Where the mailbox before an "at" starts: one word, extended back over "dot"/"underscore" joins."""
     if i < 0 or not re.fullmatch(r"[a-z0-9._+-]+", norm[i] or "-") or norm[i] in NOT_A_MAILBOX:
         return None
-    while i >= 2 and norm[i - 1] in ("dot", "underscore", "dash", "hyphen") and re.fullmatch(r"[a-z0-9._+-]+", norm[i - 2]):
+    while i >= 2 and norm[i - 1] in ("dot", "underscore", "dash", "hyphen") \
+            and re.fullmatch(r"[a-z0-9._+-]+", norm[i - 2]):
         i -= 2
     return i
 
