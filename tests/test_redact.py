@@ -166,3 +166,15 @@ def test_store_mask_digits_is_read_as_redact_enabled(tmp_path, caplog):
 def test_min_digits():
     assert redact("My ID is 123456", cfg=RedactConfig(min_digits=8)) == ["My ID is 123456"]
     assert redact("My PIN is 123", cfg=RedactConfig(min_digits=3)) == ["My PIN is [number]"]
+
+
+def test_words_split_otherwise_than_the_text_are_redacted_all_the_same():
+    r = Redactor(RedactConfig())
+    out = r(line("write to john.smith@example.com now", words=[
+        ["write", 0.0, 0.2], ["to", 0.2, 0.3], ["john.smith@", 0.3, 1.0], ["example.com", 1.0, 1.6], ["now", 1.7, 1.9]]))
+    assert out.text == "write to [email] now"
+    assert out.words == [["write", 0.0, 0.2], ["to", 0.2, 0.3], ["[email]", 0.3, 1.6], ["now", 1.7, 1.9]]
+    # Words that disagree with the text (the text has a number the words do not): every word with a digit goes.
+    out = r(line("code 4539 ok", start=30.0, words=[["code", 30.0, 30.2], ["4", 30.2, 30.4], ["ok", 30.7, 30.8]]))
+    assert out.text == "code [number] ok"
+    assert out.words == [["code", 30.0, 30.2], ["[number]", 30.2, 30.4], ["ok", 30.7, 30.8]]

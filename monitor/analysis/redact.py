@@ -92,6 +92,9 @@ class Redactor:
         if words:
             chunks = _chunks([w[0] for w in words])
             wspans, _ = self._find([c for c, _, _ in chunks], carry, event.final)
+            if [x[2] for x in wspans] != [x[2] for x in spans]:  # the words split otherwise than the text:
+                chunks = [(w[0], k, k + 1) for k, w in enumerate(words)]  # be blunt rather than leak
+                wspans = _blunt(chunks)
             if wspans:
                 words = _render_words(words, chunks, wspans)
         if event.final:
@@ -313,12 +316,26 @@ def _chunks(words: list[str]) -> list[tuple[str, int, int]]:
     (a word that starts with punctuation continues the one before)."""
     out: list[tuple[str, int, int]] = []
     for k, word in enumerate(words):
-        if out and word[:1] in ".-@_,/" and len(word) > 1:
+        if out and (word[:1] in ".-@_,/" and len(word) > 1 or out[-1][0].endswith("@")):
             text, a, _ = out[-1]
             out[-1] = (text + word, a, k + 1)
         else:
             out.append((word, k, k + 1))
     return out
+
+
+def _blunt(chunks) -> list[tuple[int, int, str]]:
+    """Every word with a digit or digit word as [number], with an "@" as [email]: the safety net when
+    the words and the text disagree."""
+    spans = []
+    for k, (word, _, _) in enumerate(chunks):
+        t = _norm(word)
+        label = "[email]" if "@" in t else "[number]" if re.search(r"\d", t) or t in DIGIT_WORDS else None
+        if label and spans and spans[-1][1] == k and spans[-1][2] == label:
+            spans[-1] = (spans[-1][0], k + 1, label)
+        elif label:
+            spans.append((k, k + 1, label))
+    return spans
 
 
 def _render(tokens: list[str], spans) -> list[str]:
