@@ -35,9 +35,6 @@ from .supervisors import Supervisor
 log = logging.getLogger("calmline.floor")
 
 MAX_LOGIN_BYTES = 8 * 1024
-PAGE_HEADERS = {"Referrer-Policy": "same-origin"}
-"""On the pages with a form (login, the floor's logout): under the app's default `no-referrer` a browser
-sends `Origin: null` with the form's POST, which the app's Origin check must refuse."""
 
 
 @dataclass
@@ -121,7 +118,7 @@ class FloorPart:
         body = (ui_dir() / "login.html").read_text()
         if "failed" in request.query_params:
             body = body.replace('<p id="error" role="alert" hidden>', '<p id="error" role="alert">')
-        return Response(body, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+        return Response(body, media_type="text/html; charset=utf-8")
 
     async def login(self, request: Request) -> Response:
         length = request.headers.get("content-length")
@@ -169,8 +166,7 @@ class FloorPart:
     async def floor_page(self, request: Request) -> Response:
         if self.authorize(request) is None:
             return RedirectResponse("/login", status_code=302)
-        return Response((ui_dir() / "floor.html").read_bytes(), media_type="text/html; charset=utf-8",
-                        headers=PAGE_HEADERS)
+        return Response((ui_dir() / "floor.html").read_bytes(), media_type="text/html; charset=utf-8")
 
     async def session(self, request: Request) -> Response:
         session = self.authorize(request)

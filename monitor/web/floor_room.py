@@ -57,6 +57,8 @@ class Floor:
         self.options = options or FloorOptions()
         self.id = server_id or secrets.token_hex(4)
         self.calls: dict[str, CallState] = {}
+        self.by_agent: dict[str, dict[str, CallState]] = {}
+        """Each agent's calls on the floor (their open calls are capped, their new call ends an old one)."""
         self.alerts: deque[Alert] = deque(maxlen=50)
         self.supervisors: set[Supervisor] = set()
         self.watchers: dict[str, set[Supervisor]] = {}
@@ -90,6 +92,7 @@ class Floor:
                 return f"too many open calls for this agent ({self.options.max_calls_per_agent})"
             started = getattr(event, "started_at", 0.0) or max(0.0, (msg.at or time.time()) - event.t)
             call = self.calls[msg.call_id] = CallState(msg.call_id, agent, origin, started)
+            self.by_agent.setdefault(agent, {})[msg.call_id] = call
         elif call.agent != agent:
             return "call_id belongs to another agent"
         if call.seq and msg.seq > call.seq + MAX_SEQ_JUMP:
@@ -153,12 +156,12 @@ class Floor:
         self._changed(call)
 
     def _open_calls(self, agent: str) -> int:
-        return sum(1 for call in self.calls.values() if call.agent == agent and call.status != "ended")
+        return sum(1 for call in self.by_agent.get(agent, {}).values() if call.status != "ended")
 
     def _supersede(self, agent: str, call_id: str) -> None:
         """An agent has one call at a time: their new call ends any earlier one left open (a crashed monitor)."""
-        for call in list(self.calls.values()):
-            if call.agent == agent and call.call_id != call_id and call.status != "ended":
+        for call in list(self.by_agent.get(agent, {}).values()):
+            if call.call_id != call_id and call.status != "ended":
                 call.status = "ended"
                 call.changed_at = time.monotonic()
                 self._changed(call, ended=True)
@@ -322,6 +325,10 @@ class Floor:
 
     def _remove(self, call: CallState) -> None:
         self.calls.pop(call.call_id, None)
+        agent_calls = self.by_agent.get(call.agent, {})
+        agent_calls.pop(call.call_id, None)
+        if not agent_calls:
+            self.by_agent.pop(call.agent, None)
         self.published.pop(call.call_id, None)
         self._dirty.pop(call.call_id, None)
         self._next.pop(call.call_id, None)
