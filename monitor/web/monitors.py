@@ -111,16 +111,21 @@ def _call_id(value) -> str:
     return value
 
 
-def loads(text: str):
-    """Parsed JSON, or None when it isn't valid (NaN and infinities included: browsers can't parse them)."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, TypeError, RecursionError):
-        return None
-
-
 def _reject_constant(name: str):
     raise ValueError(f"non-finite number {name}")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def loads(text: str):
+    """Parsed JSON, or None when it isn't valid (NaN and infinities included: browsers can't parse them)."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8", "replace")
+    try:
+        return _DECODER.decode(text)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 @dataclass(eq=False)
