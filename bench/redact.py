@@ -81,10 +81,15 @@ def record(data: Path, minutes: float, hold_s: float, late: bool) -> dict:
 def main():
     out = {"benchmark": "redact", "redactor": redactor_cost()}
     minutes = 10
+    runs = {"plain": (0.0, False), "held": (15.0, False), "late": (15.0, True)}
+    best = {}
     with tempfile.TemporaryDirectory() as tmp:
-        plain = record(Path(tmp) / "plain", minutes, 0.0, late=False)
-        held = record(Path(tmp) / "held", minutes, 15.0, late=False)
-        late = record(Path(tmp) / "late", minutes, 15.0, late=True)
+        for i in range(3):  # interleaved, best of three: the machine is shared
+            for name, (hold_s, late) in runs.items():
+                result = record(Path(tmp) / f"{name}{i}", minutes, hold_s, late)
+                if name not in best or result["total_s"] < best[name]["total_s"]:
+                    best[name] = result
+    plain, held, late = best["plain"], best["held"], best["late"]
     out["recording"] = {
         "call_minutes": minutes,
         "no_hold": plain,
