@@ -83,8 +83,8 @@ class CallSession:
 
     # --- or step by step, from the caller's own loop ----------------------------------------
     def start(self, started_at: float | None = None) -> list[Event]:
-        """Open the outputs and begin the call; its `call_start` event."""
-        started_at = time.time() if started_at is None else started_at
+        """Open the outputs and begin the call; its `call_start` event. `started_at` is the wall clock at
+        audio time 0 (default: now, once the models are loaded and the outputs open)."""
         self.pipeline = Pipeline(self.config, call_id=self.call_id, source=self.source, transcribe=self.transcribe,
                                  live=self.live)
         self.call_id = self.pipeline.call_id
@@ -93,6 +93,7 @@ class CallSession:
         except UsageError:
             self.pipeline.close()
             raise
+        started_at = time.time() if started_at is None else started_at
         self.recorder = self._recorder(started_at) if self.store is not None else None
         self._sink = Collect(out, self._publish if self.publish else None, self.recorder)
         return self._emit(self.pipeline.start(started_at))
