@@ -140,7 +140,9 @@ class AudioHookSession:
         """Nothing arrived for `seconds` (not even a ping): the call ends as interrupted."""
         if self.state in ("CLOSED",):
             return []
-        actions = self._disconnect("error", f"nothing received for {seconds:g} s") if self.state != "DISCONNECTING" else []
+        actions = []
+        if self.state != "DISCONNECTING":
+            actions = self._disconnect("error", f"nothing received for {seconds:g} s")
         return actions + self._end("stream stopped without close", interrupted=True) + [CloseSocket(1001, "idle")]
 
     def on_socket_closed(self, clean: bool = True) -> list:

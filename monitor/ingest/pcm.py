@@ -8,8 +8,9 @@ in-band end message, so a clean close ends the call normally and silence on an o
 as interrupted (the route's idle timeout). Audio time is the number of samples received.
 
 jambonz's first frame (its call attributes, `callSid`, `sampleRate`, `mixType`, with the listen verb's
-`metadata` merged in) is read the same way. The client authenticates with `Authorization: Bearer TOKEN`, or Basic auth whose password is the
-token (what mod_audio_fork's and jambonz's `wsAuth` send); `token_ok` checks either.
+`metadata` merged in) is read the same way. The client authenticates with `Authorization: Bearer TOKEN`,
+or Basic auth whose password is the token (what mod_audio_fork's and jambonz's `wsAuth` send);
+`token_ok` checks either.
 """
 
 from __future__ import annotations

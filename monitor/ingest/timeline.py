@@ -40,7 +40,7 @@ class CallTimeline:
         self.parties = parties
         self.max_skew = int(max_skew_s * rate)
         self.slack = slack
-        """A block starting within `slack` samples of where the last one ended is taken as contiguous (timestamp jitter)."""
+        """A block starting within `slack` samples of where the last one ended is contiguous (timestamp jitter)."""
         self.end = {p: 0 for p in parties}            # next input sample per party
         self.out = {p: 0 for p in parties}            # 16 kHz samples emitted per party
         self._up = {p: Upsampler(rate, 1) for p in parties}
