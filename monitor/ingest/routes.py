@@ -206,6 +206,13 @@ class IngestPart:
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._warm_up)
+
+    def _warm_up(self) -> None:
+        """Load the models now (VAD; the speech model when transcribing), so the first call is not late."""
+        from ..analysis.pipeline import Pipeline
+
+        Pipeline(self.config, call_id="warm-up", transcribe=self.transcribe, live=True).close()
 
     async def shutdown(self) -> None:
         for run in list(self.runs):
