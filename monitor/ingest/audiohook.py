@@ -9,7 +9,8 @@ and `protocol/validators`):
 - every client message carries `seq` (one more than the last), `serverseq` (the last server seq it
   saw, never more than we sent), the session `id`, and `position` (its audio position);
 - `open` offers media; the first stereo PCMU or L16 offer at 8 kHz is chosen and echoed in
-  `opened`. Channel `external` is the customer, `internal` the agent;
+  `opened`. Channel `external` is the customer, `internal` the agent. Frames interleave the channels;
+  L16 samples are little-endian, as the reference reads them (an Int16Array over the frame's bytes);
 - `ping` gets `pong`; `paused`/`resumed`/`discarded` report audio the client did not send;
   `close` gets `closed`; a fault gets `disconnect` with reason `error` and a one-line `info`.
 
