@@ -14,7 +14,10 @@ Delays, all from wall clocks on this machine:
   receive time minus that send time: what a supervisor waits to see a call change;
 - `watched_event_delay`: every event of a watched call (levels included).
 
-    python bench/hub_load.py [--calls 500] [--supervisors 10] [--seconds 20]
+Scenario `one_hub_flooded` (`--flood`): `one_hub` while one more agent sends as fast as it can (what the
+flood test in tests/test_hub.py checks by order alone): the others' delays must not change.
+
+    python bench/hub_load.py [--calls 500] [--supervisors 10] [--seconds 20] [--no-redis] [--flood]
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PASSWORD = "bench-password-long-enough"
 SETUP_S = 8.0  # connect everything and warm up before measuring
+FLOODER = "flooder"
 STAMP = re.compile(r"#([0-9]+\.[0-9]+)")
 AT = re.compile(r'[{,]"at":([0-9.]+)')
 TARGETS = {"cue_p95_ms": 50.0, "alert_p95_ms": 50.0, "tile_change_p95_ms": 250.0,
@@ -114,6 +118,39 @@ async def _monitors(port: int, agents: list[str], end: float) -> dict:
 
     await asyncio.gather(*(monitor(agent) for agent in agents))
     return {"sent": sent[0]}
+
+
+def run_flooder(port: int, end: float, results) -> None:
+    """One agent sending as fast as it can (reconnecting when closed for it): the others must not notice."""
+    results.put(("flooder", asyncio.run(_flood(port, end))))
+
+
+async def _flood(port: int, end: float) -> dict:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    sent, closed, t = 0, 0, 0.0
+    while time.time() < end:
+        try:
+            async with connect(f"ws://127.0.0.1:{port}/monitor", compression=None, open_timeout=30) as ws:
+                await ws.send(json.dumps({"type": "hello", "v": 1, "agent": FLOODER, "token": token(FLOODER)}))
+                await ws.recv()
+                seq = 0
+                while time.time() < end:
+                    seq += 1
+                    t += 0.2
+                    event = {"v": 1, "type": "levels", "t": round(t, 3), "levels": {"agent": -20.0, "customer": -30.0},
+                             "talking": {"agent": True, "customer": False}} if seq % 4 else \
+                        {"v": 1, "type": "cue", "t": round(t, 3), "kind": "slow_down", "text": "Slow down", "reason": "x"}
+                    await ws.send(json.dumps({"type": "event", "call_id": "flood-call", "seq": seq,
+                                              "at": time.time(), "event": event}))
+                    sent += 1
+                    if sent % 50 == 0:
+                        await asyncio.sleep(0)
+        except (ConnectionClosed, OSError):
+            closed += 1
+            await asyncio.sleep(0.1)
+    return {"sent": sent, "closed_by_server": closed}
 
 
 def run_supervisors(targets: list[tuple[int, str]], start: float, end: float, results) -> None:
@@ -214,11 +251,11 @@ def token(agent: str) -> str:
 
 
 def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis_url: str | None,
-             redis_pid: int | None = None) -> dict:
+             redis_pid: int | None = None, flood: bool = False) -> dict:
     from monitor.web.auth import hash_password
 
     agents = [f"sim{i:04d}" for i in range(calls)]
-    tokens = {agent: token(agent) for agent in agents}
+    tokens = {agent: token(agent) for agent in agents + [FLOODER]}
     password_hash = hash_password(PASSWORD)
     stop = ctx.Event()
     hub_procs, ports = [], []
@@ -240,6 +277,8 @@ def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis
     children = [ctx.Process(target=run_supervisors, args=(targets, start, end, results), daemon=True)]
     children += [ctx.Process(target=run_monitors, args=(port, group, end, results), daemon=True)
                  for port, group in zip(group_ports, groups)]
+    if flood:
+        children.append(ctx.Process(target=run_flooder, args=(ports[0], end, results), daemon=True))
     for child in children:
         child.start()
 
@@ -253,7 +292,7 @@ def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis
     memory = [memory_mb(p.pid) for p in hub_procs]
     redis_cpu = cpu_seconds(redis_pid) - redis_cpu0 if redis_pid else None
 
-    collected: dict[str, list] = {"monitors": [], "supervisors": []}
+    collected: dict[str, list] = {"monitors": [], "supervisors": [], "flooder": []}
     for _ in children:
         kind, value = results.get(timeout=60)
         collected[kind].append(value)
@@ -281,6 +320,8 @@ def scenario(ctx, calls: int, supervisors: int, seconds: float, hubs: int, redis
     }
     if redis_cpu is not None:
         out["redis_cpu_percent"] = round(100 * redis_cpu / wall, 1)
+    if collected["flooder"]:
+        out["flooder"] = collected["flooder"][0]
     out["ok"] = {
         "cue_p95_ms": (out["cue_delay"].get("p95_ms") or 0) <= TARGETS["cue_p95_ms"],
         "alert_p95_ms": (out["alert_delay"].get("p95_ms") or 0) <= TARGETS["alert_p95_ms"],
@@ -297,12 +338,16 @@ def main() -> None:
     parser.add_argument("--supervisors", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--no-redis", action="store_true", help="skip the two-hub scenario")
+    parser.add_argument("--flood", action="store_true", help="also: one server while one agent floods it")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
                           "load_average_before": [round(x, 2) for x in os.getloadavg()]},
               "targets": TARGETS, "scenarios": {}}
     report["scenarios"]["one_hub"] = scenario(ctx, args.calls, args.supervisors, args.seconds, 1, None)
+    if args.flood:
+        report["scenarios"]["one_hub_flooded"] = scenario(ctx, args.calls, args.supervisors, args.seconds, 1, None,
+                                                          flood=True)
     if not args.no_redis:
         if shutil.which("redis-server") is None:
             report["scenarios"]["two_hubs_redis"] = {"skipped": "redis-server not installed"}

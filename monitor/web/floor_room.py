@@ -27,6 +27,8 @@ log = logging.getLogger("calmline.floor")
 
 PROTOCOL_VERSION = 1
 ALERT_KINDS = ("raised_voice", "acknowledge", "cues", "dead_air", "lost")
+TILE_BURST = 2
+"""A change right after another still goes out at once; then tiles wait for their interval."""
 CLOCK_FIELDS = frozenset({"t", "at"})
 """Tile fields that change with every event: sent along with a change, never a reason to send a tile."""
 
@@ -34,7 +36,7 @@ CLOCK_FIELDS = frozenset({"t", "at"})
 @dataclass
 class FloorOptions:
     tile_interval_s: float = 0.25
-    """At most one tile per call per this interval to each supervisor."""
+    """At most one tile per call per this interval to each supervisor, on average (bursts of TILE_BURST)."""
     tick_s: float = 0.05
     """How often changed tiles are looked for (their extra delay at most)."""
     queue_size: int = 512
@@ -69,7 +71,8 @@ class Floor:
         """Each call's tile as last published to supervisors."""
         self._dirty: dict[str, float] = {}
         """Calls with an unpublished change -> when they may next be published (monotonic)."""
-        self._next: dict[str, float] = {}
+        self._sent: dict[str, deque[float]] = {}
+        """Each call's last TILE_BURST publish times (monotonic)."""
         self._alert_id = 0
 
     def stats(self) -> dict:
@@ -177,7 +180,7 @@ class Floor:
             if kind in conditions and kind not in call.alerted:
                 self._alert(call, kind, conditions[kind][1])
         call.alerted = {k for k in conditions if k in ALERT_KINDS}
-        due = self._next.get(call.call_id, 0.0)
+        due = self._due(call.call_id)
         if ended or (visible and due <= now and call.call_id not in self._dirty):
             self._publish(call, now)
             if ended:
@@ -203,6 +206,13 @@ class Floor:
 
     # ---- tiles ----
 
+    def _due(self, call_id: str) -> float:
+        """When the call's tile may next be published: TILE_BURST in a row, then one per interval on average."""
+        sent = self._sent.get(call_id)
+        if sent is None or len(sent) < TILE_BURST:
+            return 0.0
+        return sent[0] + TILE_BURST * self.options.tile_interval_s
+
     def publish_due(self) -> None:
         """Publish every changed tile whose interval has passed (the floor's tick)."""
         if not self._dirty:
@@ -223,7 +233,7 @@ class Floor:
         if last is not None and all(last.get(k) == v for k, v in tile.items() if k not in CLOCK_FIELDS):
             return  # only its clock moved: supervisors extrapolate that themselves
         self.published[call.call_id] = tile
-        self._next[call.call_id] = now + self.options.tile_interval_s
+        self._sent.setdefault(call.call_id, deque(maxlen=TILE_BURST)).append(now)
         for sup in self.supervisors:
             sup.tile_changed(call.call_id)
 
@@ -331,7 +341,7 @@ class Floor:
             self.by_agent.pop(call.agent, None)
         self.published.pop(call.call_id, None)
         self._dirty.pop(call.call_id, None)
-        self._next.pop(call.call_id, None)
+        self._sent.pop(call.call_id, None)
         self.watchers.pop(call.call_id, None)
         for sup in self.supervisors:
             sup.forget(call.call_id)
