@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,23 +93,31 @@ def send_twilio(url: str, wav: str | Path, auth_token: str, agent: str = "", rep
                 msg[event] = body
             ws.send(json.dumps(msg))
 
-        send("connected")
-        send("start", {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid, "callSid": call_sid,
-                       "tracks": ["inbound", "outbound"], "customParameters": {"agent": agent} if agent else {},
-                       "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}})
-        chunks = {"inbound": 0, "outbound": 0}
-        t0 = time.monotonic()
-        for i in range(0, len(audio), step):
-            ms = i // 8
-            replay.wait_until(t0, ms / 1000)
-            if replay.skipped(ms / 1000):
-                continue
-            for track, column in (("inbound", 0), ("outbound", 1)):
-                chunks[track] += 1
-                send("media", {"track": track, "chunk": str(chunks[track]), "timestamp": str(ms),
-                               "payload": base64.b64encode(ulaw_encode(audio[i:i + step, column])).decode()})
-        send("stop", {"accountSid": "AC" + "0" * 32, "callSid": call_sid})
-        return _wait_close(ws)
+        try:
+            return _twilio_call(send, audio, replay, step, stream_sid, call_sid, agent, ws)
+        except ConnectionClosed:
+            return {"code": ws.close_code, "reason": ws.close_reason}
+
+
+def _twilio_call(send, audio, replay: Replay, step: int, stream_sid: str, call_sid: str, agent: str, ws) -> dict:
+    """The messages of one call: connected, start, media for both tracks every chunk, stop."""
+    send("connected")
+    send("start", {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid, "callSid": call_sid,
+                   "tracks": ["inbound", "outbound"], "customParameters": {"agent": agent} if agent else {},
+                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}})
+    chunks = {"inbound": 0, "outbound": 0}
+    t0 = time.monotonic()
+    for i in range(0, len(audio), step):
+        ms = i // 8
+        replay.wait_until(t0, ms / 1000)
+        if replay.skipped(ms / 1000):
+            continue
+        for track, column in (("inbound", 0), ("outbound", 1)):
+            chunks[track] += 1
+            send("media", {"track": track, "chunk": str(chunks[track]), "timestamp": str(ms),
+                           "payload": base64.b64encode(ulaw_encode(audio[i:i + step, column])).decode()})
+    send("stop", {"accountSid": "AC" + "0" * 32, "callSid": call_sid})
+    return _wait_close(ws)
 
 
 def send_pcm(url: str, wav: str | Path, token: str, agent: str = "", rate: int = 8000, agent_channel: int = 1,
@@ -127,10 +136,13 @@ def send_pcm(url: str, wav: str | Path, token: str, agent: str = "", rate: int =
         ws.send(json.dumps({"call_id": call_id or uuid.uuid4().hex, "agent": agent, "sample_rate": rate,
                             "agent_channel": agent_channel}))
         t0 = time.monotonic()
-        for i in range(0, len(audio), step):
-            replay.wait_until(t0, i / rate)
-            ws.send(np.ascontiguousarray(audio[i:i + step]).astype("<i2").tobytes())
-        ws.close()
+        try:
+            for i in range(0, len(audio), step):
+                replay.wait_until(t0, i / rate)
+                ws.send(np.ascontiguousarray(audio[i:i + step]).astype("<i2").tobytes())
+            ws.close()
+        except ConnectionClosed:  # the server ended the stream (a flood, say): its close says why
+            pass
         return {"code": ws.close_code, "reason": ws.close_reason}
 
 
