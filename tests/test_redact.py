@@ -178,3 +178,36 @@ def test_words_split_otherwise_than_the_text_are_redacted_all_the_same():
     out = r(line("code 4539 ok", start=30.0, words=[["code", 30.0, 30.2], ["4", 30.2, 30.4], ["ok", 30.7, 30.8]]))
     assert out.text == "code [number] ok"
     assert out.words == [["code", 30.0, 30.2], ["[number]", 30.2, 30.4], ["ok", 30.7, 30.8]]
+
+
+def test_a_failing_redactor_redacts_bluntly_rather_than_letting_the_line_out(monkeypatch):
+    def broken(*args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(Redactor, "_numbers", broken)
+    out = Redactor(RedactConfig())(line("card 4539 and four, mail j@x.com", words=[
+        ["card", 0.0, 0.1], ["4539", 0.1, 0.2], ["and", 0.2, 0.3], ["four,", 0.3, 0.4], ["mail", 0.4, 0.5],
+        ["j@x.com", 0.5, 0.6]]))
+    assert out.text == "card [number] and [number], mail [email]"
+    assert [w[0] for w in out.words] == ["card", "[number]", "and", "[number],", "mail", "[email]"]
+
+
+TRICKY = ["4", "45", "4539", "4.5.3.9.", "four", "oh", "o", "double", "triple", "to", "too", "forty", "forty-five",
+          "twelve", "uh", "and", "dot", "at", "@", "john", "example", "com", "example.com", "j@x.com", "-", ",", ".",
+          "...", "1,500", "AB12345", "is", "my", "card", "the", "one", "two", "nine", "zero", "-4", ".5", "5-", "@@",
+          "dot.", "x.y.z.com", "[card]"]
+
+
+def test_any_jumble_of_tokens_is_redacted_without_failing_and_no_long_run_gets_out():
+    import random
+
+    from leaks import digit_runs
+
+    rng, r = random.Random(7), Redactor(RedactConfig())
+    for i in range(3000):
+        tokens = [rng.choice(TRICKY) for _ in range(rng.randint(0, 12))]
+        words = [[t, i + k * 0.1, i + k * 0.1 + 0.1] for k, t in enumerate(tokens)] if i % 3 else []
+        out = r(line(" ".join(tokens), party=rng.choice(["agent", "customer"]), start=float(i), final=i % 5 > 0,
+                     words=words))
+        for text in [out.text] + [w[0] for w in out.words]:
+            assert all(len(run) < 13 for run in digit_runs(text)), (tokens, out)

@@ -21,6 +21,7 @@ import soundfile as sf
 from websockets.sync.client import connect
 
 from conftest import ROOT, calmline, free_port
+from leaks import digit_runs
 from monitor.library.store import Store
 from monitor.web.library import call_data
 from synth import Turn, synth_call, write_call
@@ -30,8 +31,6 @@ pytestmark = pytest.mark.slow
 CARD = "4539148803436467"  # passes the Luhn check
 SAID = "four five three nine, one four eight eight, zero three four three, six four six seven."
 GRAMS = {CARD[i : i + 4] for i in range(len(CARD) - 3)}
-DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
-               "four": "4", "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
 GROUPS = re.compile(rb"(?<![\d.])(?:4539|1488|0343|6467)(?!\d)|4\.5\.3\.9|1\.4\.8\.8|6\.4\.6\.7")
 NOT_TEXT = {"id", "call_id", "audio", "source", "started_at", "pid", "agent"}
 
@@ -145,23 +144,6 @@ def leaks(output) -> list[str]:
             if any(g in run for g in GRAMS):
                 found.append(f"{run} in {text[:80]!r}")
     return found
-
-
-def digit_runs(text: str) -> list[str]:
-    runs, run, repeat = [], "", 1
-    for token in re.findall(r"[a-z]+|\d+|\S", text.lower()):
-        if token.isdigit() or token in DIGIT_WORDS:
-            digits = token if token.isdigit() else DIGIT_WORDS[token]
-            run += digits * repeat
-            repeat = 1
-        elif token in ("double", "triple"):
-            repeat = 2 if token == "double" else 3
-        elif not token.isalnum() or token in ("and", "uh", "um"):
-            continue
-        else:
-            runs.append(run)
-            run = ""
-    return [r for r in runs + [run] if r]
 
 
 def test_the_leak_check_finds_the_card_in_any_form():

@@ -9,11 +9,14 @@ docs/privacy.md; the options are `[redact]` in config.toml.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 
 from ..config import RedactConfig
 from ..events import Transcript
+
+log = logging.getLogger("calmline.redact")
 
 CARD_DIGITS = range(13, 20)
 UNITS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
@@ -22,6 +25,8 @@ TEENS = {w: str(10 + i) for i, w in enumerate(("ten", "eleven", "twelve", "thirt
                                                "sixteen", "seventeen", "eighteen", "nineteen"))}
 TENS = {w: str(i + 2) for i, w in enumerate(("twenty", "thirty", "forty", "fifty", "sixty", "seventy",
                                              "eighty", "ninety"))}
+TENS_WORD = re.compile(rf"({'|'.join(TENS)})(?:-({'|'.join(UNITS.values())}))?")
+UNIT_OF = {word: str(d) for d, word in UNITS.items()}
 REPEAT = {"double": 2, "triple": 3, "treble": 3}
 TO_TWO = {"to", "too"}  # "two" heard as "to" between single digits: "7 to double 9"
 ZERO_ONLY_IN_RUNS = {"oh", "o", "nought"}
@@ -84,6 +89,16 @@ class Redactor:
         """The event with its text and words redacted (a new event; the raw one goes no further)."""
         if not self.cfg.enabled:
             return event
+        try:
+            return self._redact(event)
+        except Exception:  # a bug here must neither end the call nor let the line out as it was
+            log.exception("redaction failed; every digit and address in the line is redacted")
+            tokens = event.text.split()
+            chunks = [(w[0], k, k + 1) for k, w in enumerate(event.words)]
+            return replace(event, text=" ".join(_render(tokens, _blunt([(t, k, k + 1) for k, t in enumerate(tokens)]))),
+                           words=_render_words(event.words, chunks, _blunt(chunks)) if event.words else [])
+
+    def _redact(self, event: Transcript) -> Transcript:
         carry = self._carry(event.party, event.start)
         tokens = event.text.split()
         spans, tail = self._find(tokens, carry, event.final)
@@ -205,9 +220,8 @@ def _digit_tokens(norm: list[str]) -> list[str | None]:
             out[i] = DIGIT_WORDS[t]
         elif t in TEENS:
             out[i] = TEENS[t]
-        elif t in TENS or (t.split("-")[0] in TENS and t.split("-")[-1] in DIGIT_WORDS):
-            head, _, unit = t.partition("-")
-            out[i] = TENS[head] + (DIGIT_WORDS[unit] if unit else "0")
+        elif m := TENS_WORD.fullmatch(t):
+            out[i] = TENS[m[1]] + (UNIT_OF[m[2]] if m[2] else "0")
     for i, t in enumerate(norm):  # "forty five": the unit belongs to the tens
         if t in TENS and i + 1 < len(norm) and norm[i + 1] in UNITS.values() and norm[i + 1] != "zero":
             out[i], out[i + 1] = out[i][0] + DIGIT_WORDS[norm[i + 1]], ""
