@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import socket
@@ -367,3 +368,33 @@ def test_twilio_and_pcm_calls_match_analyze_beside_a_flood(tmp_path, call8k):
     for agent in ("tess", "pat"):
         assert not calls[agent].interrupted and calls[agent].dropped_s == 0
         assert_same_call(calls[agent].result.events, expected)
+
+
+@pytest.mark.slow
+@needs_node
+def test_reference_client_over_wss(tmp_path, call8k):
+    """Over TLS, as the platforms connect: the signature's @authority and target hold behind wss."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    store = Store(tmp_path / "data")
+    part = IngestPart(ingest_config(), store=store, transcribe=False)
+    options = WebOptions(port=0, tls_cert=str(cert), tls_key=str(key))
+    server = WebServer(build_app(options, [part]), options)
+    server.start()
+    try:
+        done = subprocess.run(["node", str(PEER), "--uri", f"wss://localhost:{server.port}/ingest/audiohook?site=a",
+                               "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(call8k),
+                               "--max-stream-duration", "1.5", "--custom-config", '{"agent": "tls"}'],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "NODE_EXTRA_CA_CERTS": str(cert)})
+        assert "Session open!" in done.stdout, done.stdout[-2000:]
+        deadline = time.monotonic() + 30
+        while not part.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    (call,) = part.finished
+    assert call.agent == "tls" and not call.interrupted
+    store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,7 @@ enabled = false
 [ingest.audiohook.api_keys]
 "{API_KEY}" = "{SECRET}"
 """)
-    env = {**__import__("os").environ, "CALMLINE_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "CALMLINE_DATA_DIR": str(tmp_path / "data")}
     server = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(tmp_path / "config.toml"),
                                "server", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
