@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import importlib.util
 import ipaddress
 import logging
@@ -113,6 +114,7 @@ def origin_optional(route: BaseRoute) -> BaseRoute:
     return route
 
 
+@functools.cache
 def ui_dir() -> Path:
     """The ui/ package data directory (a data-only namespace package), wherever calmline is installed."""
     spec = importlib.util.find_spec("ui")
