@@ -4,6 +4,9 @@ call's audio as a stereo FLAC written as the call goes.
 Events are committed about once a second, audio flushed about once a second: a monitor killed
 mid-call leaves every event and the audio up to about the last second. A call whose recorder died
 is mended the next time it is opened (its FLAC header rewritten, its duration taken from its events).
+Transcripts come already redacted from the pipeline; with transcription on, the audio is held back
+[store] redact_hold_s before it is encoded and silenced over redacted words (redaction.py,
+docs/privacy.md), so a killed monitor loses that much audio.
 A failing disk never stops a call: the recorder reports the problem once, in one line that names it,
 closes the call as `interrupted` with what was written, and the call goes on unrecorded. So that a
 full disk still leaves room to close the call, each recorder holds a small reserve file that it
@@ -16,6 +19,7 @@ Recordings are private: the data directory and its audio folder are 0700, every 
 from __future__ import annotations
 
 import errno
+import fcntl
 import getpass
 import json
 import logging
@@ -117,7 +121,7 @@ class Store:
         if len(rows) != 1:
             raise UsageError(f"no call with id '{call_id}'" if not rows else f"call id '{call_id}' is ambiguous")
         call = dict(zip(("id", "agent", "started_at", "duration_s", "source", "status", "pid", "audio"), rows[0]))
-        if call["status"] == "recording" and not _alive(call["pid"]):
+        if call["status"] == "recording" and not self._recording(call):
             call = self._mend(call)
         return call
 
@@ -139,6 +143,24 @@ class Store:
             return self.db.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
             raise UsageError(f"{self.dir / 'calls.db'}: damaged database ({exc})") from None
+
+    def _recording(self, call: dict) -> bool:
+        """Is a recorder writing this call now? It holds a lock on the call's reserve file until it
+        closes, whatever becomes of it; a process that lives on after its recorder let go (a looping
+        demo, a server) no longer keeps a dead call `recording`."""
+        if not _alive(call["pid"]):
+            return False
+        try:
+            fd = os.open(self.dir / "audio" / f"{call['id']}.reserve", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
     def _mend(self, call: dict) -> dict:
         """A call whose recorder was killed: repair its audio, close it at its last event."""
@@ -187,6 +209,11 @@ class Store:
 
 RESERVE_BYTES = 128 * 1024
 """Room each recorder holds back, and frees when writing fails, to commit what it has and close the call."""
+BUSY_WAIT_S = 0.25
+"""How long a recorder's commit waits for another writer's lock before trying again a second later:
+a live call never stalls on the database."""
+BUSY_GIVE_UP_S = 60.0
+"""A database locked this long by someone else is a failure like any other."""
 
 
 class CallRecorder:
@@ -202,6 +229,8 @@ class CallRecorder:
         self._spans: list[tuple] = []
         self.commit_every_s = commit_every_s
         self.problem: str | None = None
+        self.problem_t = 0.0  # audio time at which recording stopped
+        self._audio_s = 0.0
         self.reported = False
         self._seq = 0
         self._pending: list[tuple] = []
@@ -211,6 +240,8 @@ class CallRecorder:
         self.audio = None
         self.duration = 0.0
         self._reserve = store.dir / "audio" / f"{call_id}.reserve"
+        self._held = None  # the reserve, open and locked while this recorder records (see Store._recording)
+        self.db: sqlite3.Connection | None = None
         self._guard(self._open, source, started_at, agent or getpass.getuser())
 
     def _open(self, source, started_at, agent):
@@ -218,16 +249,21 @@ class CallRecorder:
         if self.store.full:
             raise OSError(errno.ENOSPC, "disk full")
         private_file(self._reserve)
-        with open(self._reserve, "r+b") as fh:
-            fh.write(bytes(RESERVE_BYTES))
-        with self.store.db:
-            self.store.db.execute("INSERT INTO calls VALUES (?, ?, ?, 0, ?, 'recording', ?, ?)",
+        self._held = open(self._reserve, "r+b")
+        fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._held.write(bytes(RESERVE_BYTES))
+        self._held.flush()
+        # its own connection, waiting only briefly for another writer's lock: see _commit
+        self.db = sqlite3.connect(str(self.store.dir / "calls.db"), timeout=BUSY_WAIT_S, check_same_thread=False)
+        with self.db:
+            self.db.execute("INSERT INTO calls VALUES (?, ?, ?, 0, ?, 'recording', ?, ?)",
                                   (self.call_id, agent, started_at, source, os.getpid(), name))
         self.audio = FlacWriter(self.store.dir / "audio" / name, SAMPLE_RATE, 2)
         self.redaction = AudioRedaction(self.audio.write, self.redact_audio, self.hold_s)
 
     def write_audio(self, frames: dict[str, np.ndarray]) -> None:
         if self.audio is not None and self.problem is None:
+            self._audio_s += len(frames["agent"]) / SAMPLE_RATE
             self._guard(self.redaction.write, np.stack([frames["agent"], frames["customer"]], axis=1))
 
     def write_events(self, batch: list[Event]) -> None:
@@ -253,21 +289,45 @@ class CallRecorder:
             self._guard(self._commit)  # a redaction at once: a recorder killed later is mended with it
 
     def _commit(self) -> None:
-        with self.store.db:
-            self.store.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._pending)
-            self.store.db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._metrics)
-            self.store.db.executemany("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?)", self._spans)
+        try:
+            with self.db:
+                self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._pending)
+                self.db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._metrics)
+                self.db.executemany("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?)", self._spans)
+        except sqlite3.OperationalError as exc:
+            # Another writer holds the lock (a purge, a mend, a checkpoint under load): keep the rows and
+            # try again next time instead of giving the recording up for good.
+            if not _busy(exc) or time.monotonic() - self._last_commit > BUSY_GIVE_UP_S:
+                raise
+            log.debug("%s: busy, events kept for the next commit", self.store.dir)
+            return
         self._pending, self._metrics, self._spans = [], [], []
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
         if self.problem is None:
-            self._guard(self._commit)
+            self._guard(self._commit_all)
         if self.audio is not None and self.problem is None:
             self._guard(self._close_audio)
         if self.problem is None:
             self._guard(self._finish, "ended")
+        self._let_go()
+        if self.db is not None:
+            self.db.close()
+
+    def _commit_all(self) -> None:
+        """The last commit may not be put off: wait out another writer's lock (bounded by BUSY_GIVE_UP_S)."""
+        self._commit()
+        while self._pending or self._metrics or self._spans:
+            time.sleep(BUSY_WAIT_S)
+            self._commit()
+
+    def _let_go(self) -> None:
+        """Remove the reserve and unlock it: the room is free again, and readers see no recorder here."""
         self._reserve.unlink(missing_ok=True)
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def _close_audio(self) -> None:
         """The held audio out (silenced where known), the file closed, then late redactions silenced in it."""
@@ -276,9 +336,16 @@ class CallRecorder:
         self.redaction.repair(self.audio.path)
 
     def _finish(self, status: str) -> None:
-        with self.store.db:
-            self.store.db.execute("UPDATE calls SET status = ?, duration_s = ? WHERE id = ?",
-                                  (status, self.duration, self.call_id))
+        deadline = time.monotonic() + BUSY_GIVE_UP_S
+        while True:
+            try:
+                with self.db:
+                    self.db.execute("UPDATE calls SET status = ?, duration_s = ? WHERE id = ?",
+                                    (status, self.duration, self.call_id))
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
 
     def _guard(self, fn, *args) -> None:
         try:
@@ -286,12 +353,13 @@ class CallRecorder:
         except Exception as exc:  # noqa: BLE001 - nothing in recording may end the call
             if self.problem is None:
                 self.problem = f"recording stopped: {_reason(exc, self.store.dir)}"
+                self.problem_t = round(max(self.duration, self._audio_s), 3)
                 log.error("%s", self.problem)
                 self._stop()
 
     def _stop(self) -> None:
         """Writing failed: give back the reserve, keep what can be kept, close the call as interrupted."""
-        self._reserve.unlink(missing_ok=True)
+        self._let_go()
         if self.audio is not None:
             try:
                 self.audio.close()
@@ -302,7 +370,7 @@ class CallRecorder:
                 self.redaction.repair(self.audio.path)
             except Exception as exc:  # noqa: BLE001 - an AudioError, or no room to silence (the file is gone)
                 log.warning("%s", exc)
-        for step in (self._commit, lambda: self._finish("interrupted")):
+        for step in (self._commit, lambda: self._finish("interrupted")) if self.db is not None else ():
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - the problem is reported already
@@ -317,6 +385,10 @@ def _reason(exc: Exception, where: Path) -> str:
         return f"file size limit reached ({where})"
     text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
     return f"{text} ({where})"
+
+
+def _busy(exc: Exception) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _disk_full(exc: Exception, where: Path) -> bool:

@@ -31,7 +31,7 @@ class Collect:
             rec.write_events(batch)
             if rec.problem and not rec.reported:
                 rec.reported = True
-                batch = batch + [StoreStatus(t=batch[-1].t if batch else 0.0, message=rec.problem)]
+                batch = batch + [StoreStatus(t=max([rec.problem_t] + [e.t for e in batch[-1:]]), message=rec.problem)]
         self.events.extend(e for e in batch if for_the_report(e))
         for event in batch:
             if self.publish:

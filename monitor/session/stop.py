@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass, field
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@dataclass
 class Stop:
-    """`flag` is set when the process was asked to stop."""
+    """`flag` is set when the process was asked to stop. (A plain class: this module is imported
+    before anything else, and every millisecond before the handlers are in is a window for a
+    signal to kill the process the old way.)"""
 
-    flag: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, flag: threading.Event | None = None):
+        self.flag = flag or threading.Event()
 
     @classmethod
     def on_signals(cls) -> "Stop":
