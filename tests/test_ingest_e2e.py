@@ -398,3 +398,28 @@ def test_reference_client_over_wss(tmp_path, call8k):
     (call,) = part.finished
     assert call.agent == "tls" and not call.interrupted
     store.close()
+
+
+@needs_node
+def test_behind_a_proxy_signatures_cover_the_public_url(tmp_path):
+    """The platform signs the URL it dialled (public_url + path); the server, reached through a proxy on
+    another address, checks that, and refuses the same headers without public_url."""
+    from senders import twilio_signature
+    from test_ingest_signature import signed
+
+    public = "wss://calls.example.com/cl"
+    proxied = Server(tmp_path, public_url=public)
+    direct = Server(tmp_path / "direct")
+    try:
+        headers = signed(uri=f"{public}/ingest/audiohook")
+        with connect(proxied.url("audiohook"), additional_headers=headers) as ws:
+            ws.send("{}")  # accepted: the first message is the protocol's business
+        status, body = refused(direct.url("audiohook"), signed(uri=f"{public}/ingest/audiohook"))
+        assert status == 401 and "does not match" in body
+        signature = twilio_signature(TWILIO_TOKEN, f"{public}/ingest/twilio")
+        with connect(proxied.url("twilio"), additional_headers={"X-Twilio-Signature": signature}):
+            pass
+        assert refused(direct.url("twilio"), {"X-Twilio-Signature": signature})[0] == 401
+    finally:
+        proxied.stop()
+        direct.stop()
