@@ -3,7 +3,7 @@ speech model, then every output grepped for the card's digits in any form (digit
 "4.5.3.9."), and the stored recording checked silent over the card number and nowhere else.
 
 Outputs: `analyze --json`, its `--events` file, `report --json`, the HTML report, every row of the
-store's database and its raw files, the replay page's data; and on the live path (`demo`, with
+store's database and its raw files, what `calmline replay` serves (data, report, audio); and on the live path (`demo`, with
 interim lines), the overlay's WebSocket stream, its `--events` file, its store and its recording.
 """
 
@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -61,12 +62,34 @@ def analyzed(card_call, tmp_path_factory):
     page = tmp / "report.html"
     assert calmline("report", call["id"], "--out", page, "--data-dir", data).returncode == 0
     store = Store(data)
+    served = _replay(call["id"], data)
     outputs = {"analyze --json": json.loads(run.stdout), "--events": _jsonl(events.read_text()),
                "report --json": json.loads(report.stdout), "report.html": _html_text(page.read_text()),
-               "replay data": call_data(store.call(call["id"]), store.events(call["id"]))}
+               "replay data.json": json.loads(served["data.json"]),
+               "replay report": _html_text(served["report"].decode()),
+               "call_data": call_data(store.call(call["id"]), store.events(call["id"]))}
     outputs.update(_database(data))
     raw = {p.name: p.read_bytes() for p in [events, page, *data.glob("calls.db*")]}
+    raw.update({f"replay {name}": body for name, body in served.items() if name != "audio.flac"})
+    assert served["audio.flac"] == store.audio_path(call).read_bytes()
     return {"outputs": outputs, "raw": raw, "store": store, "call": call, "events": _jsonl(events.read_text())}
+
+
+def _replay(call_id: str, data) -> dict[str, bytes]:
+    """What `calmline replay` serves for the call: its data, its report page and its audio."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "monitor.cli", "replay", call_id, "--port", str(port),
+                               "--seconds", "120", "--data-dir", str(data)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stderr.readline()
+        assert "replay of call" in line, line + server.stderr.read()
+        base = line.split(" at ", 1)[1].strip().rstrip("/")
+        return {name: urllib.request.urlopen(f"{base}/{name}", timeout=30).read()
+                for name in ("data.json", "report", "audio.flac")}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_analyze_leaves_no_trace_of_the_card_number_in_any_output(analyzed):
