@@ -186,6 +186,32 @@ def test_an_agent_has_caps_on_connections_and_open_calls():
         hub.stop()
 
 
+def test_the_connection_cap_holds_for_simultaneous_hellos():
+    import asyncio
+
+    from websockets.asyncio.client import connect as connect_async
+
+    hub = start_hub(max_connections=4)
+
+    async def attempt():
+        ws = await connect_async(hub.monitor_url, open_timeout=10)
+        await ws.send(json.dumps({"type": "hello", "v": 1, "agent": "flood", "token": TOKENS["flood"]}))
+        return ws, json.loads(await ws.recv())
+
+    async def main():
+        results = await asyncio.gather(*(attempt() for _ in range(12)))
+        kinds = [reply["type"] for _, reply in results]
+        for ws, _ in results:
+            await ws.close()
+        return kinds
+
+    try:
+        kinds = asyncio.run(main())
+        assert kinds.count("welcome") == 4 and kinds.count("error") == 8
+    finally:
+        hub.stop()
+
+
 def test_a_flooding_monitor_is_rate_limited_without_starving_another():
     hub = start_hub(rate_per_s=50.0)
     try:

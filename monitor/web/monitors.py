@@ -162,9 +162,13 @@ class Monitors:
             return
         rate = self.limits.rate_per_s
         conn = MonitorConnection(ws, agent, TokenBucket(rate, 2 * rate))
-        self.connections.setdefault(agent, set()).add(conn)
+        self.connections.setdefault(agent, set()).add(conn)  # no await since the cap was checked: no race
         log.info("monitor %s connected from %s", agent, _peer(ws))
         try:
+            limits = self.limits
+            await ws.send_text(dumps({"type": "welcome", "v": PROTOCOL_VERSION, "hub": self.floor.id,
+                                      "rate_per_s": limits.rate_per_s, "burst": 2 * limits.rate_per_s,
+                                      "max_message_bytes": limits.max_message_bytes, "max_calls": limits.max_calls}))
             handled = 0
             while True:
                 message = await ws.receive()
@@ -192,7 +196,8 @@ class Monitors:
             self.floor.monitor_gone(conn)
 
     async def _hello(self, ws: WebSocket) -> str | None:
-        """The agent name once a valid `hello` came first, else None after refusing the connection."""
+        """The agent name once a valid `hello` came first and the agent has a connection to spare (the caller
+        welcomes it), else None after refusing the connection."""
         try:
             message = await asyncio.wait_for(ws.receive(), timeout=self.limits.hello_timeout_s)
         except asyncio.TimeoutError:
@@ -212,11 +217,6 @@ class Monitors:
             log.warning("monitor refused from %s: agent %s already has %d connections", _peer(ws), agent,
                         self.limits.max_connections)
             return await self._refuse(ws, f"too many connections for this agent ({self.limits.max_connections})")
-        limits = self.limits
-        await ws.send_text(dumps({"type": "welcome", "v": PROTOCOL_VERSION, "hub": self.floor.id,
-                                  "rate_per_s": limits.rate_per_s, "burst": 2 * limits.rate_per_s,
-                                  "max_message_bytes": limits.max_message_bytes,
-                                  "max_calls": limits.max_calls}))
         return agent
 
     def _token_ok(self, agent, token) -> bool:
