@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audio import SAMPLE_RATE
+from audio import HOP, SAMPLE_RATE
 from audio.errors import AudioError
 from audio.recording import FlacWriter, private_file, repair_flac
 
@@ -269,10 +269,12 @@ class CallRecorder:
     def write_events(self, batch: list[Event]) -> None:
         if self.problem is not None:
             return
+        fresh = False
         for event in batch:
             data = event.to_dict()
             if data["type"] == "transcript":  # already redacted in the pipeline; silence its spans here
                 spans = spans_of(data, self.pad_s)
+                fresh = fresh or bool(spans)
                 self._spans += [(self.call_id, *span, int(self.redact_audio)) for span in spans]
                 if self.redaction is not None:
                     self.redaction.silence(spans)
@@ -285,8 +287,8 @@ class CallRecorder:
             self._pending.append((self.call_id, self._seq, data["t"], data["type"], json.dumps(data)))
             self._seq += 1
             self.duration = max(self.duration, data["t"])
-        if self._spans or time.monotonic() - self._last_commit >= self.commit_every_s:
-            self._guard(self._commit)  # a redaction at once: a recorder killed later is mended with it
+        if fresh or time.monotonic() - self._last_commit >= self.commit_every_s:
+            self._guard(self._commit)  # a new redaction at once: a recorder killed later is mended with it
 
     def _commit(self) -> None:
         try:
@@ -331,6 +333,8 @@ class CallRecorder:
 
     def _close_audio(self) -> None:
         """The held audio out (silenced where known), the file closed, then late redactions silenced in it."""
+        if self._audio_s == 0:  # stopped before any audio: one tick of silence, so the file is a playable FLAC
+            self.redaction.write(np.zeros((HOP, 2), np.float32))
         self.redaction.flush()
         self.audio.close()
         self.redaction.repair(self.audio.path)
