@@ -15,6 +15,44 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
+# --- the fast tier: `pytest -m "not slow"` (no model, no browser, no real time; under a minute) ------
+SLOW_FIXTURES = {"browser", "pulse", "real_data"}
+"""A test that uses one of these (directly or through another fixture) is slow: chromium, a PulseAudio
+server capturing in real time, real recordings run through the speech model."""
+SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test_devices", "test_demo_e2e",
+                "test_faults_stop", "test_faults_disk", "test_hub_cli",
+                "test_cli", "test_privacy", "test_faults_samples", "test_faults_files"}
+"""Modules whose tests load the speech model, run a call in real time, or run `calmline` end to end in
+subprocess after subprocess (each pays the start-up and model loads; the probe below cannot see them)."""
+SLOW_FIXTURES_OF = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
+                    "test_store": {"call_file"}, "test_replay": {"recorded"}}
+"""Module fixtures that transcribe a synthesized call (in-process or through `calmline analyze`)."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__ if item.module else ""
+        uses = set(getattr(item, "fixturenames", ()))
+        if module in SLOW_MODULES or uses & (SLOW_FIXTURES | SLOW_FIXTURES_OF.get(module, set())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_stays_fast(request):
+    """A test not marked slow that runs the speech model in this process fails, saying how to fix it:
+    the fast tier must never quietly grow a model run. (Subprocesses are not seen: mark those by hand.)"""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    from monitor.analysis import transcriber
+
+    before = transcriber.Engine.runs
+    yield
+    if transcriber.Engine.runs != before:
+        pytest.fail("this test runs the speech model: mark it @pytest.mark.slow (or pass transcribe=False)",
+                    pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def browser():
     """Debian's chromium driven by Playwright (never a downloaded browser)."""

@@ -21,6 +21,7 @@ def call(tmp_path_factory):
     return path, channels, barge_in
 
 
+@pytest.mark.slow  # transcribes
 def test_json_report_has_the_documented_shape(call):
     path, _, barge_in = call
     run = calmline("analyze", path, "--json")
@@ -48,6 +49,7 @@ def test_no_transcribe_keeps_the_acoustic_report(call):
     assert report["parties"]["agent"]["interruptions"] == 1
 
 
+@pytest.mark.slow  # transcribes
 def test_two_mono_files_give_the_same_report_as_the_stereo_file(call, tmp_path):
     path, channels, _ = call
     for party in channels:
@@ -57,6 +59,7 @@ def test_two_mono_files_give_the_same_report_as_the_stereo_file(call, tmp_path):
     assert json.loads(mono.stdout)["interruptions"] == json.loads(stereo.stdout)["interruptions"]
 
 
+@pytest.mark.slow  # transcribes
 def test_swapped_channels_swap_the_parties(call):
     path, _, _ = call
     run = calmline("analyze", path, "--agent-channel", "1", "--customer-channel", "0", "--json")
@@ -74,6 +77,7 @@ def test_any_rate_and_format_is_resampled(call, tmp_path, name, rate):
     assert json.loads(run.stdout)["parties"]["agent"]["interruptions"] == 1
 
 
+@pytest.mark.slow  # transcribes
 def test_events_file_holds_every_event_as_json_lines(call, tmp_path):
     path, _, _ = call
     out = tmp_path / "events.jsonl"
@@ -86,6 +90,7 @@ def test_events_file_holds_every_event_as_json_lines(call, tmp_path):
     assert len(levels) >= 5 * events[-1]["t"] - 1
 
 
+@pytest.mark.slow  # transcribes
 def test_the_bundled_demo_call_analyses():
     run = calmline("analyze", ROOT / "monitor" / "samples" / "demo_call.flac", "--json")
     kinds = {c["kind"] for c in json.loads(run.stdout)["cues"]}

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import calmline
 from monitor.config import Config
 from monitor.events import events_from_dicts
@@ -70,6 +72,7 @@ def test_the_html_report_draws_the_users_fast_pace_and_window():
     assert "Honestly I am livid" in mine
 
 
+@pytest.mark.slow  # three runs of calmline
 def test_calmline_report_reads_the_config_file(tmp_path):
     store = Store(tmp_path / "data")
     recorder = CallRecorder(store, "cfgcall00001", "test", 1_700_000_000.0, "sam")

@@ -103,6 +103,10 @@ class Engine:
     the cross-attention alignment.
     """
 
+    runs = 0
+    """Model calls made in this process (all engines): for benchmarks, and for the tests' fast tier,
+    which must make none."""
+
     def __init__(self, model, beam_size: int = 1):
         from faster_whisper.tokenizer import Tokenizer
 
@@ -115,6 +119,7 @@ class Engine:
     def transcribe(self, jobs: list[Job]) -> list[Result]:
         import ctranslate2
 
+        Engine.runs += 1
         feats = [self.model.feature_extractor(job.audio) for job in jobs]
         frames = [f.shape[1] for f in feats]
         width = min(3000, max(self.min_frames, -(-(max(frames) + 50) // 100) * 100))
