@@ -108,6 +108,12 @@ def test_spans_reach_the_neighbouring_words_and_the_lines_ends():
                                    ("agent", 4.2, 9.2, "[card]")]
 
 
+def test_a_line_without_word_times_is_silenced_whole():
+    line = {"party": "customer", "start": 3.0, "end": 4.2, "text": "[number].", "final": True, "words": []}
+    assert spans_of(line, 0.25) == [("customer", 2.75, 4.45, "[number]")]
+    assert spans_of({**line, "final": False}, 0.25) == [] and spans_of({**line, "text": "1734."}, 0.25) == []
+
+
 def test_hold_back_silences_held_frames_and_lists_late_ones():
     out = []
     hold = HoldBack(out.append, hold=1000)

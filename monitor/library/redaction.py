@@ -28,11 +28,16 @@ CREATE INDEX IF NOT EXISTS redactions_call ON redactions (call_id);
 
 
 def spans_of(transcript: dict, pad_s: float) -> list[tuple[str, float, float, str]]:
-    """(party, start, end, label) of each redacted word of a transcript event, widened by `pad_s` and
-    out to its neighbours: Whisper's word times are tight or early (a line's last word often ends
+    """(party, start, end, label) of each redacted word of a final transcript event (the whole line when
+    it has no word times), widened by `pad_s` and out to its neighbours: Whisper's word times are tight or early (a line's last word often ends
     0.4 s before the voice does), so a span reaches back to the previous word's end (the line's start
     for its first word) and on to the next word's start (the line's end for its last word)."""
     words = transcript.get("words") or []
+    if not words and transcript.get("final", True):  # Whisper gives no word times for a one-word line ("1734.")
+        labels = [w for w in transcript.get("text", "").split() if is_label(w)]
+        if labels:
+            return [(transcript["party"], round(max(0.0, transcript["start"] - pad_s), 3),
+                     round(transcript["end"] + pad_s, 3), labels[0].rstrip(".,?!;:"))]
     out = []
     for k, (w, a, b) in enumerate(words):
         if not is_label(w):
