@@ -31,8 +31,10 @@ pytestmark = pytest.mark.slow
 
 CARD = "4539148803436467"  # passes the Luhn check
 SAID = "four five three nine, one four eight eight, zero three four three, six four six seven."
-GRAMS = {CARD[i : i + 4] for i in range(len(CARD) - 3)}
-GROUPS = re.compile(rb"(?<![\d.])(?:4539|1488|0343|6467)(?!\d)|4\.5\.3\.9|1\.4\.8\.8|6\.4\.6\.7")
+ACCOUNT = "173412567299"  # read across three turns: "1734" ... "1 2 5 6" ... "7 to double 9"
+PIECES = ["one seven three four.", "one two five six.", "seven two double nine."]
+GRAMS = {number[i : i + 4] for number in (CARD, ACCOUNT) for i in range(len(number) - 3)}
+GROUPS = re.compile(rb"(?<![\d.])(?:4539|1488|0343|6467|1734|1256|7299)(?!\d)|4\.5\.3\.9|1\.4\.8\.8|6\.4\.6\.7")
 NOT_TEXT = {"id", "call_id", "audio", "source", "started_at", "pid", "agent"}
 
 
@@ -43,10 +45,13 @@ def card_call(tmp_path_factory):
     card = Turn("customer", ask.end + 0.4, SAID)
     back = Turn("agent", card.end + 0.8, "Thank you. Let me read that back.")
     readback = Turn("agent", back.end + 0.4, SAID)
-    yes = Turn("customer", readback.end + 0.8, "Yes, that is right.")
-    channels = synth_call([greet, ask, card, back, readback, yes], bleed_db=-30)
+    yes = Turn("customer", readback.end + 0.8, "Yes, that is right. And my account number is")
+    pieces = [Turn("customer", yes.end + 0.4, PIECES[0])]
+    for said in PIECES[1:]:  # pauses long enough for each piece to be a final of its own
+        pieces.append(Turn("customer", pieces[-1].end + 1.6, said))
+    channels = synth_call([greet, ask, card, back, readback, yes, *pieces], bleed_db=-30)
     path = write_call(tmp_path_factory.mktemp("card") / "card.wav", channels)
-    return path, channels, [card, readback]
+    return path, channels, [card, readback, *pieces]
 
 
 @pytest.fixture(scope="module")
