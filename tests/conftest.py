@@ -24,16 +24,19 @@ SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test
                 "test_cli", "test_privacy", "test_faults_samples", "test_faults_files"}
 """Modules whose tests load the speech model, run a call in real time, or run `calmline` end to end in
 subprocess after subprocess (each pays the start-up and model loads; the probe below cannot see them)."""
-SLOW_FIXTURES_OF = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
-                    "test_store": {"call_file"}, "test_replay": {"recorded"}}
-"""Module fixtures that transcribe a synthesized call (in-process or through `calmline analyze`)."""
+SLOW_IN = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
+           "test_store": {"call_file"}, "test_replay": {"recorded"},
+           "test_config_ranges": {"test_out_of_range_is_one_line_naming_key_and_range"}}
+"""Per module, the fixtures that transcribe a synthesized call (in-process or through `calmline analyze`)
+and the tests that run `calmline` once per parameter."""
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__ if item.module else ""
         uses = set(getattr(item, "fixturenames", ()))
-        if module in SLOW_MODULES or uses & (SLOW_FIXTURES | SLOW_FIXTURES_OF.get(module, set())):
+        named = uses | {getattr(item, "originalname", item.name)}
+        if module in SLOW_MODULES or uses & SLOW_FIXTURES or named & SLOW_IN.get(module, set()):
             item.add_marker(pytest.mark.slow)
 
 
