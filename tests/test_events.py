@@ -29,10 +29,10 @@ def test_what_the_pipeline_writes_reads_back_equal():
     ({"type": "talk_end", "t": 1.0, "party": {"x": 1}}, "talk_end.party", "must be a string"),
     ({"type": "talk_end", "t": 1.0, "party": "mallory"}, "talk_end.party", "must be one of agent, customer"),
     ({"type": "interruption", "t": 1.0, "by": ["agent"]}, "interruption.by", "must be a string"),
-    ({"type": "transcript", "t": 1.0, "text": 42}, "transcript.text", "must be a string"),
-    ({"type": "transcript", "t": 1.0, "text": "x" * 5000}, "transcript.text", "is longer than 4000"),
-    ({"type": "transcript", "t": 1.0, "words": [["a", 1.0]]}, "transcript.words[0]", "must be [word, start, end]"),
-    ({"type": "transcript", "t": 1.0, "final": "yes"}, "transcript.final", "must be true or false"),
+    ({"type": "transcript", "t": 1.0, "party": "customer", "text": 42}, "transcript.text", "must be a string"),
+    ({"type": "transcript", "t": 1.0, "party": "customer", "text": "x" * 5000}, "transcript.text", "is longer than 4000"),
+    ({"type": "transcript", "t": 1.0, "party": "customer", "words": [["a", 1.0]]}, "transcript.words[0]", "must be [word, start, end]"),
+    ({"type": "transcript", "t": 1.0, "party": "customer", "final": "yes"}, "transcript.final", "must be true or false"),
     ({"type": "levels", "t": 1e26}, "levels.t", "must be between 0 and 1e+06"),
     ({"type": "levels", "t": -1.0}, "levels.t", "must be between"),
     ({"type": "levels", "t": "1"}, "levels.t", "must be a number"),
@@ -47,6 +47,8 @@ def test_what_the_pipeline_writes_reads_back_equal():
     ({"type": "pace", "t": 1.0, "wpm": {"agent": 1e12}}, "pace.wpm.agent", "must be between 0 and 2000"),
     ({"type": "nonsense", "t": 1.0}, "unknown event type 'nonsense'", ""),
     ({"type": "levels"}, "levels.t is missing", ""),
+    ({"type": "talk_end", "t": 1.0, "start": 0.5}, "talk_end.party is missing", ""),
+    ({"type": "interruption", "t": 1.0}, "interruption.by is missing", ""),
 ])
 def test_a_bad_field_is_refused_by_name(event, field, why):
     with pytest.raises(ValueError) as refused:
@@ -65,3 +67,17 @@ def test_nulls_where_json_has_no_number_and_defaults_for_missing_fields():
         Event.from_dict({"type": "levels", "t": None})  # a top-level number is never null
     assert events_from_dicts([{"type": "levels", "t": 1.0}, {"type": "levels", "t": "x"}, {"type": "??", "t": 1},
                               "junk"]) == [Levels(t=1.0)]
+
+
+def test_every_event_field_has_a_check_of_its_own():
+    """A field added with an annotation parse_event does not know falls back to a loose check: teach it."""
+    import typing
+
+    from monitor.events import _TYPES, _checker, _plain_json
+
+    fallback = _checker(typing.Any, "x", nested=False).__code__
+    assert _plain_json  # what the fallback uses
+    for cls in _TYPES.values():
+        for name, hint in typing.get_type_hints(cls).items():
+            if name in cls.__dataclass_fields__:
+                assert _checker(hint, name, nested=False).__code__ is not fallback, (cls.__name__, name, hint)
