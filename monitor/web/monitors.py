@@ -177,7 +177,11 @@ class Monitors:
                 text = message.get("text")
                 if text is None:
                     text = (message.get("bytes") or b"").decode("utf-8", "replace")
-                self._on_message(conn, text)
+                try:
+                    self._on_message(conn, text)
+                except Exception:  # a fault of ours: logged, and that message alone is lost
+                    log.exception("monitor %s: message failed", agent)
+                    self._reply(conn, {"type": "error", "reason": "server error"})
                 handled += 1
                 if handled % 32 == 0:  # a connection with a deep backlog lets the others in between
                     await asyncio.sleep(0)
