@@ -2,8 +2,8 @@
 
 Each WebSocket is checked at the upgrade (API key and signature, Twilio signature, token: 401 with
 a one-line reason and a log line), then driven by its protocol's state machine. The event loop only
-moves bytes: every call runs on a thread of its own (`CallRun`), fed through a queue, where its
-timeline resamples to 16 kHz and its `CallSession` analyses, records and publishes. A call that
+moves bytes: every call (`CallRun`) is an actor served by a few worker threads (`workers.Workers`), where
+its timeline resamples to 16 kHz and its `CallSession` analyses, records and publishes. A call that
 cannot keep up loses audio, not time: what is not analysed becomes silence at its place.
 
 A dropped AudioHook connection holds its call for `reconnect_grace_s`; a new session whose `open`
@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import json
 import logging
-import queue
+import os
 import threading
 import time
 import uuid
@@ -41,13 +41,14 @@ from .audiohook import AudioHookLimits, AudioHookSession
 from .pcm import PcmStream, token_ok
 from .timeline import CallTimeline, TimelineStats
 from .twilio import TwilioStream, signature_ok
+from .workers import Workers
 
 log = logging.getLogger("calmline.ingest")
 
 CLOSE_WAIT_S = 5.0
 """How long a connection we are closing may take to say goodbye (AudioHook's close transaction)."""
 QUEUE_SECONDS = 10.0
-"""Audio a call's thread may fall behind by before new audio is dropped (and becomes silence)."""
+"""Audio a call's analysis may fall behind by before new audio is dropped (and becomes silence)."""
 TWILIO_SLACK = 80
 """Twilio timestamps within 10 ms of where a track's audio ended are taken as contiguous."""
 UNKNOWN_AGENT = "unknown"
@@ -83,17 +84,16 @@ class FinishedCall:
 
 
 class CallRun:
-    """One call on its own thread. The event loop queues audio and the end; the thread does the work."""
+    """One call. The event loop posts audio and the end; a worker thread does the work, in order."""
 
-    def __init__(self, opened: Opened, session: CallSession, on_done: Callable[[CallRun], None],
+    def __init__(self, opened: Opened, session: CallSession, on_done: Callable[[CallRun], None], workers: Workers,
                  started_at: float | None = None):
         self.opened = opened
         self.agent = opened.agent or UNKNOWN_AGENT
         self.session = session
         slack = TWILIO_SLACK if opened.source == "twilio" else 0
         self.timeline = CallTimeline(opened.rate, max_skew_s=2.0, slack=slack)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.queued = 0                # samples waiting in the queue (loop side adds, thread side removes)
+        self.queued = 0                # samples waiting (the loop adds, the worker removes)
         self.limit = int(QUEUE_SECONDS * opened.rate)
         self.end_position = 0          # loop side: the furthest sample queued, in call samples
         self.base = 0                  # loop side: where the current connection's sample 0 is in the call
@@ -110,8 +110,8 @@ class CallRun:
         self._on_done = on_done
         self._started_at = time.time() if started_at is None else started_at
         self._wall = time.monotonic()
-        self.thread = threading.Thread(target=self._run, name=f"call-{opened.source}-{opened.call_id[:12]}",
-                                       daemon=True)
+        self._actor = workers.actor(self._handle)
+        self._actor.post(("start",))
 
     # ---- loop side ----
     def audio(self, item: Audio) -> None:
@@ -126,10 +126,10 @@ class CallRun:
                 return
             self.queued += n
         self.end_position = max(self.end_position, start + n)
-        self.queue.put(("audio", start, item.samples, item.parties))
+        self._actor.post(("audio", start, item.samples, item.parties))
 
     def status(self, state: str, message: str) -> None:
-        self.queue.put(("status", state, message))
+        self._actor.post(("status", state, message))
 
     def end(self, reason: str, interrupted: bool) -> None:
         if self.ending:
@@ -138,38 +138,44 @@ class CallRun:
         if self.grace is not None:
             self.grace.cancel()
             self.grace = None
-        self.queue.put(("end", reason, interrupted))
+        self._actor.post(("end", reason, interrupted))
 
-    # ---- the call's thread ----
-    def _run(self) -> None:
+    # ---- on a worker, one item at a time ----
+    def _handle(self, item) -> bool:
+        """One item of work; True once the call is over (finished, or failed)."""
         session, timeline = self.session, self.timeline
         try:
-            session.start(self._started_at)
-            while True:
-                item = self.queue.get()
-                if item[0] == "audio":
-                    _, start, samples, parties = item
-                    with self._lock:
-                        self.queued -= len(samples)
-                    for frame in timeline.add_block(start, samples, parties):
-                        session.push(frame)
-                elif item[0] == "status":
-                    session.push(LineStatus("customer", item[1], item[2], round(timeline.seconds, 3)))
-                else:
-                    _, reason, interrupted = item
-                    if interrupted:
-                        session.push(LineStatus("customer", "lost", f"call stream interrupted: {reason}",
-                                                round(timeline.seconds, 3)))
-                    for frame in timeline.finish():
-                        session.push(frame)
-                    self.result = session.finish()
-                    break
+            kind = item[0]
+            if kind == "start":
+                session.start(self._started_at)
+            elif kind == "audio":
+                _, start, samples, parties = item
+                with self._lock:
+                    self.queued -= len(samples)
+                for frame in timeline.add_block(start, samples, parties):
+                    session.push(frame)
+            elif kind == "status":
+                session.push(LineStatus("customer", item[1], item[2], round(timeline.seconds, 3)))
+            else:
+                _, reason, interrupted = item
+                if interrupted:
+                    session.push(LineStatus("customer", "lost", f"call stream interrupted: {reason}",
+                                            round(timeline.seconds, 3)))
+                for frame in timeline.finish():
+                    session.push(frame)
+                self.result = session.finish()
+                self._done()
+                return True
+            return False
         except Exception:
             log.exception("call %s failed; its recording is closed as it was", self.opened.call_id)
             session.abort()
-        finally:
-            self.done.set()
-            self._on_done(self)
+            self._done()
+            return True
+
+    def _done(self) -> None:
+        self.done.set()
+        self._on_done(self)
 
     def summary(self) -> FinishedCall:
         o = self.opened
@@ -187,7 +193,8 @@ class IngestPart:
 
     def __init__(self, config: Config, store: Store | None = None,
                  publish_for: Callable[[str, Opened], Sequence[Callable[[Event], None]]] | None = None,
-                 on_finished: Callable[[FinishedCall], None] | None = None, transcribe: bool | None = None):
+                 on_finished: Callable[[FinishedCall], None] | None = None, transcribe: bool | None = None,
+                 workers: int | None = None):
         self.config = config
         self.ingest = config.ingest
         self.store = store
@@ -203,10 +210,13 @@ class IngestPart:
         self.runs: set[CallRun] = set()
         self.finished: deque[FinishedCall] = deque(maxlen=1000)
         self._streams: dict[str, CallRun] = {}   # AudioHook session id -> its call, for continuedSessions
+        self.worker_threads = workers or os.cpu_count() or 2
+        self.workers: Workers | None = None
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._warm_up)
+        self.workers = Workers(self.worker_threads)
 
     def _warm_up(self) -> None:
         """Load the models now (VAD; the speech model when transcribing), so the first call is not late."""
@@ -219,6 +229,8 @@ class IngestPart:
             run.end("server stopped", interrupted=True)
         for run in list(self.runs):
             await asyncio.to_thread(run.done.wait, 60)
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.stop)
         self.loop = None
 
     @property
@@ -349,12 +361,11 @@ class IngestPart:
         publish = list(self.publish_for(agent, opened)) if self.publish_for else []
         session = CallSession(config=config, source=f"{opened.source}:{opened.call_id}", transcribe=self.transcribe,
                               live=True, store=self.store, publish=publish)
-        run = CallRun(opened, session, self._done)
+        run = CallRun(opened, session, self._done, self.workers)
         run.owner = conn
         self.runs.add(run)
         if opened.source == "audiohook":
             self._streams[opened.call_id] = run
-        run.thread.start()
         log.info("%s call %s for agent %r started", opened.source, opened.call_id, agent)
         return run
 
@@ -389,7 +400,7 @@ class IngestPart:
             run.end(f"{reason}; no reconnect within {self.ingest.reconnect_grace_s:g} s", interrupted=True)
 
     def _done(self, run: CallRun) -> None:
-        """From the call's thread, once its result is in."""
+        """From a worker, once the call's result is in."""
         summary = run.summary()
         log.info("%s call %s (agent %r) finished%s: %.1f s of audio, %.1f s dropped", summary.source,
                  summary.stream_id, summary.agent, " as interrupted (" + summary.reason + ")" if summary.interrupted
