@@ -36,6 +36,8 @@ class Rule:
     """A cue kind with its own cooldown (audio seconds between two cues of this kind)."""
 
     kind = ""
+    events_only = False
+    """True for a rule that can only fire on a tick with events: it is not asked on the quiet ones."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -58,6 +60,7 @@ class WaitForPause(Rule):
     """The agent started over the customer and kept going, or took the floor."""
 
     kind = "wait_for_pause"
+    events_only = True
 
     def check(self, view):
         for event in view.events:
@@ -129,6 +132,7 @@ class SlowDown(Rule):
     """The agent's recent pace is well above the customer's and fast in absolute terms."""
 
     kind = "slow_down"
+    events_only = True
 
     def check(self, view):
         if not any(isinstance(e, Pace) for e in view.events):
@@ -145,6 +149,7 @@ class OwnTheProblem(Rule):
     """The agent says a deflecting phrase ("it's our policy", "calm down", ...)."""
 
     kind = "own_the_problem"
+    events_only = True
 
     def check(self, view):
         for line in finals(view.events, "agent"):
@@ -242,6 +247,7 @@ class PauseFirst(Rule):
     overlap at a turn switch, one shorter than `turn_switch_s`), `count` times in `within_s`."""
 
     kind = "pause_first"
+    events_only = True  # quick answers arrive as events; with none, the count can only fall
 
     def __init__(self, cfg, turn_switch_s: float):
         super().__init__(cfg)
@@ -276,10 +282,16 @@ class CueRules:
 
     def __init__(self, config: Config):
         self.rules = build_rules(config.cues, config.conversation.min_overlap_s)
+        self._every_tick = [rule for rule in self.rules if not rule.events_only]
         needs = {"acknowledge", "let_them_talk"} & {r.kind for r in self.rules}
         self.frustration = Frustration(config.cues.acknowledge) if needs else None
 
     def step(self, view: CallView) -> list[Cue]:
         if self.frustration is not None:
             view.frustration = self.frustration.step(view)
-        return [cue for cue in (rule.step(view) for rule in self.rules) if cue is not None]
+        cues = []
+        for rule in self.rules if view.events else self._every_tick:
+            cue = rule.step(view)
+            if cue is not None:
+                cues.append(cue)
+        return cues
