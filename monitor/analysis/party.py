@@ -195,9 +195,10 @@ class PartyTrack:
 
     def view(self, wpm: float | None = None, recent_talk_s: float = 0.0) -> PartyView:
         """This party as the cue rules see it at this tick (pace comes from the speech stage)."""
-        return PartyView(self.level_db, self.short_db,
-                         self.baseline.value if self.baseline.count else None, self.baseline_s, self.voiced,
-                         self.spurt is not None, self.spurt_start, wpm, recent_talk_s)
+        spurt, learned = self.spurt, self.baseline.count  # read once: this runs every tick
+        return PartyView(self.level_db, self.short_db, self.baseline.value if learned else None, learned * FRAME_S,
+                         self.voiced, spurt is not None, None if spurt is None else spurt.start * FRAME_S, wpm,
+                         recent_talk_s)
 
     @property
     def talk_level_dbfs(self) -> float | None:
