@@ -21,6 +21,7 @@ from .config import Config, load_config
 from .errors import UsageError
 from .library.report import _clock, build_report, format_summary
 from .session.session import CallSession
+from .session.sinks import Publishers
 from .library.store import Store, resolve_data_dir
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
@@ -176,7 +177,7 @@ def cmd_demo(args) -> int:
     config = load_config(args.config)
     call, source = open_call(args, config, default=DEMO_CALL)
     hub = _publisher(args, config)
-    publish = _publishers(_serve(args, config), hub)
+    publish = Publishers(_serve(args, config), hub)
     stop = Stop.on_signals()
     try:
         while True:
@@ -206,7 +207,7 @@ def cmd_live(args) -> int:
         return 0
     try:
         hub = _publisher(args, config)
-        publish = _publishers(_serve(args, config), hub)
+        publish = Publishers(_serve(args, config), hub)
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
         try:
             result = _session(args, config, source, live=True, publish=(publish,)).run(capture.read())
@@ -413,21 +414,6 @@ def _call_store(args, config: Config) -> Store | None:
     except UsageError as exc:
         print(f"calmline: warning: {exc}; this call is not recorded", file=sys.stderr)
         return None
-
-
-class _publishers:
-    """Publish to the overlay's server and, when configured, the hub; stop both at the end."""
-
-    def __init__(self, *targets):
-        self.targets = [t for t in targets if t is not None]
-
-    def __call__(self, event) -> None:
-        for target in self.targets:
-            target.publish(event)
-
-    def stop(self) -> None:
-        for target in self.targets:
-            target.stop()
 
 
 def _device(text) -> int | str:

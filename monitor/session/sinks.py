@@ -50,3 +50,19 @@ class Collect:
         finally:
             if out:
                 out.close()
+
+
+class Publishers:
+    """Publish to several targets (the overlay's server and, when configured, the hub), and stop them all.
+    They outlive a call: `demo --loop` runs call after call to the same ones."""
+
+    def __init__(self, *targets):
+        self.targets = [t for t in targets if t is not None]
+
+    def __call__(self, event: Event) -> None:
+        for target in self.targets:
+            target.publish(event)
+
+    def stop(self) -> None:
+        for target in self.targets:
+            target.stop()
