@@ -27,8 +27,9 @@ SUPERVISORS = {"sup": hash_password(PASSWORD)}
 AGENTS = [f"agent{i:02d}" for i in range(24)] + ["ann", "bob", "flood"]
 TOKENS = {agent: f"token-{agent}-0123456789" for agent in AGENTS}
 
-_MONITOR_KEYS = {"rate_per_s", "max_connections", "max_calls", "hello_timeout_s", "flood_close_s"}
-_FLOOR_KEYS = {"tile_interval_s", "queue_size", "ended_linger_s", "lost_forget_s", "peer_timeout_s"}
+_MONITOR_KEYS = {"rate_per_s", "max_connections", "hello_timeout_s", "flood_close_s"}
+_FLOOR_KEYS = {"tile_interval_s", "queue_size", "ended_linger_s", "lost_forget_s", "peer_timeout_s",
+               "max_calls_per_agent"}
 _WEB_KEYS = {"port", "allowed_origins", "tls_cert", "tls_key", "host"}
 
 

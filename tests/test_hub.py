@@ -156,7 +156,7 @@ def test_oversized_messages_close_only_that_monitor(hub):
 # ---- monitors: caps per agent ----
 
 def test_an_agent_has_caps_on_connections_and_open_calls():
-    hub = start_hub(rate_per_s=2000.0, max_connections=4, max_calls=8)
+    hub = start_hub(rate_per_s=2000.0, max_connections=4, max_calls_per_agent=8)
     try:
         floor = Floor(hub, login(hub))
         conns = [Monitor(hub, "flood") for _ in range(4)]
@@ -525,3 +525,14 @@ def test_tls(tmp_path):
         publisher.stop()
         hub.stop()
 
+
+
+def test_the_caps_come_from_config_toml(tmp_path):
+    from monitor.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[hub]\nmax_connections_per_agent = 2\nmax_calls_per_agent = 3\n'
+                      f'[hub.tokens]\nann = "{TOKENS["ann"]}"\n')
+    part = FloorPart.from_config(load_config(config).hub, data_dir=tmp_path)
+    assert part.monitors.limits.max_connections == 2 and part.floor.options.max_calls_per_agent == 3
+    assert part.options.tokens == {"ann": TOKENS["ann"]} and (tmp_path / "session.key").is_file()

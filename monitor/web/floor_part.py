@@ -62,7 +62,6 @@ class FloorPart:
     def __init__(self, options: FloorPartOptions | None = None):
         self.options = opts = options or FloorPartOptions()
         check_credentials(opts.tokens, opts.supervisors)
-        opts.floor.max_calls_per_agent = opts.monitors.max_calls
         self.floor = Floor(opts.floor)
         self.monitors = Monitors(self.floor, opts.tokens, opts.monitors)
         self.sessions = Sessions(opts.supervisors, opts.session_ttl_s, opts.tls, opts.data_dir)
@@ -82,9 +81,10 @@ class FloorPart:
     def from_config(cls, hub, data_dir: Path | None = None, tls: bool = False,
                     redis_url: str | None = None) -> FloorPart:
         """From config.toml's [hub] section (monitor.config.HubConfig); UsageError naming a weak token."""
-        limits = MonitorLimits(max_connections=hub.max_connections_per_agent, max_calls=hub.max_calls_per_agent)
         return cls(FloorPartOptions(tokens=dict(hub.tokens), supervisors=dict(hub.supervisors), data_dir=data_dir,
-                                    tls=tls, redis_url=redis_url or hub.redis_url or None, monitors=limits))
+                                    tls=tls, redis_url=redis_url or hub.redis_url or None,
+                                    monitors=MonitorLimits(max_connections=hub.max_connections_per_agent),
+                                    floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent)))
 
     # ---- the part's life ----
 

@@ -38,9 +38,7 @@ class MonitorLimits:
     rate_per_s: float = 50.0
     """Messages per second per connection (token bucket, bursts of 2 s)."""
     max_connections: int = 4
-    """Open connections per agent."""
-    max_calls: int = 8
-    """Open (live or lost) calls per agent."""
+    """Open connections per agent (their open calls are capped by the floor: FloorOptions.max_calls_per_agent)."""
     hello_timeout_s: float = 5.0
     flood_close_s: float = 5.0
     """A connection still over its rate after this many seconds of drops is closed."""
@@ -168,7 +166,8 @@ class Monitors:
             limits = self.limits
             await ws.send_text(dumps({"type": "welcome", "v": PROTOCOL_VERSION, "hub": self.floor.id,
                                       "rate_per_s": limits.rate_per_s, "burst": 2 * limits.rate_per_s,
-                                      "max_message_bytes": limits.max_message_bytes, "max_calls": limits.max_calls}))
+                                      "max_message_bytes": limits.max_message_bytes,
+                                      "max_calls": self.floor.options.max_calls_per_agent}))
             handled = 0
             while True:
                 message = await ws.receive()
