@@ -258,7 +258,7 @@ def cmd_server(args) -> int:
     config = load_config(args.config)
     cfg = config.hub
     options = WebOptions(host=args.host or cfg.host, port=cfg.port if args.port is None else args.port,
-                         allowed_hosts=list(getattr(cfg, "allowed_hosts", None) or []),
+                         allowed_hosts=list(cfg.allowed_hosts or []),
                          allowed_origins=list(cfg.allowed_origins or []),
                          tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None)
     store = _store(args, config)

@@ -203,6 +203,7 @@ class HubConfig:
     tls_cert: str = ""
     tls_key: str = ""
     allowed_origins: list = field(default_factory=list)
+    allowed_hosts: list = field(default_factory=list)
     max_connections_per_agent: int = 4
     max_calls_per_agent: int = 8
     tokens: dict = field(default_factory=dict)
