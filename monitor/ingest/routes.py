@@ -292,8 +292,9 @@ class IngestPart:
             while True:
                 closing = machine.state in CLOSING
                 try:
-                    message = await asyncio.wait_for(ws.receive(), CLOSE_WAIT_S if closing else idle)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(CLOSE_WAIT_S if closing else idle):  # no task per message
+                        message = await ws.receive()
+                except TimeoutError:
                     if closing:
                         await _close(ws, 1000, "")
                         break
