@@ -213,15 +213,6 @@ class Sessions:
             log.warning("cannot save revoked sessions to %s: %s", path, error)
 
 
-def cookie_value(header: str | None) -> str | None:
-    """Our session cookie's value from a Cookie header, or None."""
-    for part in (header or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == COOKIE and value:
-            return value
-    return None
-
-
 # ---- the login throttle ----
 
 @dataclass

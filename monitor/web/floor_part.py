@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .app import origin_optional, ui_dir
 from .auth import (COOKIE, DEVICE_COOKIE, DUMMY_HASH, LoginThrottle, Session, Sessions, check_credentials,
-                   check_password, cookie_value)
+                   check_password)
 from .floor_room import Floor, FloorOptions
 from .jsonwire import JSONResponse
 from .monitors import MonitorLimits, Monitors, loads
@@ -111,7 +111,7 @@ class FloorPart:
 
     def authorize(self, request: HTTPConnection, *_) -> Session | None:
         """The signed-in supervisor making this request (or opening this WebSocket), or None."""
-        return self.sessions.read(request.cookies.get(COOKIE) or cookie_value(request.headers.get("cookie")))
+        return self.sessions.read(request.cookies.get(COOKIE))
 
     async def login_page(self, request: Request) -> Response:
         """ui/login.html, its error line shown after a failed attempt (the page runs no script of its own)."""
