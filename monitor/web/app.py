@@ -235,6 +235,9 @@ def _origin_key(origin: str) -> tuple[str, str, int] | None:
 def allowed_hosts(options: WebOptions) -> list[str]:
     """Host header names the app answers: loopback, the listen address, the configured names; on a wildcard
     address also this machine's own name and addresses."""
+    for name in options.allowed_hosts:
+        if "*" in name[1:] or (name.startswith("*") and not name.startswith("*.")) or name == "*":
+            raise UsageError(f"[hub] allowed_hosts: {name!r} is not a host name or a '*.example.com' pattern")
     names = [*LOOPBACK_NAMES, *options.allowed_hosts]
     host = options.host.strip("[]")
     if host in ANY_HOST:
