@@ -172,6 +172,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
     dropped = sum(f["dropped_s"] for f in finished)
     reasons = sorted({f["reason"] for f in finished if f["interrupted"]})
     return {
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "calls": n, "finished": len(finished), "interrupted": sum(f["interrupted"] for f in finished),
         "interrupted_why": reasons[:5],
         "dropped_audio_s": round(dropped, 3),

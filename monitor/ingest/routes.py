@@ -215,7 +215,9 @@ class IngestPart:
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await asyncio.to_thread(self._warm_up)
+        ingest = self.ingest
+        if ingest.audiohook.api_keys or ingest.twilio.auth_token or ingest.pcm.token:  # calls may come
+            await asyncio.to_thread(self._warm_up)
         self.workers = Workers(self.worker_threads)
 
     def _warm_up(self) -> None:
