@@ -277,10 +277,8 @@ class LoginThrottle:
         """After the check: a success clears the pair's and the address's failures; a failure stays counted."""
         if not ok:
             return
-        for table, key in ((self._pair, (ticket.account, ticket.address)), (self._address, ticket.address)):
-            times = table.get(key)
-            if times is not None:
-                table.pop(key)
+        self._pair.pop((ticket.account, ticket.address), None)
+        self._address.pop(ticket.address, None)
 
     def _recent(self, table: OrderedDict, key, now: float) -> deque[float]:
         times = table.get(key)
