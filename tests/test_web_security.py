@@ -247,3 +247,30 @@ def test_json_never_carries_nan(app_server):
         status, _, body = get(app_server.port, path)
         assert status == 200 and b"NaN" not in body and b"Infinity" not in body
         json.loads(body, parse_constant=lambda name: pytest.fail(f"{path} carries {name}"))
+
+
+# ---- TLS ----
+
+def test_over_tls_the_own_origin_is_the_https_one(tmp_path):
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                           "/CN=localhost", "-keyout", str(key), "-out", str(cert)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    options = WebOptions(port=0, tls_cert=str(cert), tls_key=str(key))
+    server = WebServer(build_app(options, [OverlayPart()]), options)
+    server.start()
+    try:
+        assert server.url == f"https://127.0.0.1:{server.port}/"
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        url = f"wss://127.0.0.1:{server.port}/ws"
+        with connect(url, origin=f"https://127.0.0.1:{server.port}", ssl=context) as ws:
+            ws.ping()
+        with pytest.raises(Exception) as refused:  # the same host and port, but another scheme: another origin
+            connect(url, origin=f"http://127.0.0.1:{server.port}", ssl=context, open_timeout=5)
+        assert "403" in str(refused.value)
+    finally:
+        server.stop()
