@@ -1,5 +1,8 @@
 """Telephony ingest: calls streamed in by a platform (Genesys AudioHook, Twilio Media Streams, stereo PCM).
 
 Each protocol is a state machine that knows nothing of the web framework (bytes and messages in,
-messages and audio out); `routes` puts them on the app's WebSocket routes and runs each call.
+`actions` out): `audiohook` (with `signature` for its signed upgrade), `twilio`, `pcm`. `timeline`
+places each party's audio at its position in the call and resamples it to 16 kHz; `workers` runs
+the calls' analysis off the event loop; `routes` puts it all on the app's WebSocket routes, one
+CallSession per call; `outputs` connects a call's events to the floor for `calmline server`.
 """
