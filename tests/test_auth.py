@@ -150,7 +150,7 @@ def test_the_throttle_counts_before_the_check_and_keeps_a_reserve():
     ticket = throttle.reserve_check("sup", "10.0.0.9")  # a fresh address uses the reserve
     assert ticket is not None
     throttle.settle(ticket, ok=True)
-    assert throttle.reserve_check("sup", "10.0.0.9") is not None  # a success wiped its slate
+    assert throttle.reserve_check("sup", "10.0.0.9") is None  # its address has used the account's reserve
     assert throttle.reserve_check("sup", "10.0.0.2") is None
     assert throttle.reserve_check("other", "10.0.0.1") is not None  # another account, its own budget...
     assert throttle.reserve_check("other", "10.0.0.1") is None  # ...but the address is over its own limit

@@ -236,7 +236,7 @@ class LoginThrottle:
     - a browser that signed in as that account before (its device cookie) has `per_device` checks a minute
       of its own, beside the account's: an attack from many addresses, which can use up even the
       reserve, cannot lock out a supervisor's usual browser.
-    A success clears that pair's failures. Keys are bounded (the oldest forgotten)."""
+    A success clears that pair's failures only. Keys are bounded (the oldest forgotten)."""
 
     WINDOW_S = 60.0
     MAX_KEYS = 10000
@@ -274,11 +274,10 @@ class LoginThrottle:
         return Ticket(account, address, now)
 
     def settle(self, ticket: Ticket, ok: bool) -> None:
-        """After the check: a success clears the pair's and the address's failures; a failure stays counted."""
-        if not ok:
-            return
-        self._pair.pop((ticket.account, ticket.address), None)
-        self._address.pop(ticket.address, None)
+        """After the check: a success clears that pair's failures (a typo before the right password); a failure
+        stays counted. The address keeps its count: signing in to one account must not reopen the others."""
+        if ok:
+            self._pair.pop((ticket.account, ticket.address), None)
 
     def _recent(self, table: OrderedDict, key, now: float) -> deque[float]:
         times = table.get(key)
