@@ -202,7 +202,7 @@ RANGES = {
     "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000),
 }
 """Sane ranges of numbers by field (audio seconds up to 11 days, dBFS, words per minute); others +-1e9."""
-TEXT_LIMITS = {"text": 4000, "reason": 1000, "message": 1000}
+TEXT_LIMITS = {"text": 4000, "reason": 1000, "message": 1000, "source": 1000}
 """Longest string per field; others 200 characters."""
 LIST_LIMITS = {"words": 2000}
 """Most items per list field; others 8."""
