@@ -85,6 +85,8 @@ class CallSession:
     def start(self, started_at: float | None = None) -> list[Event]:
         """Open the outputs and begin the call; its `call_start` event. `started_at` is the wall clock at
         audio time 0 (default: now, once the models are loaded and the outputs open)."""
+        if self.pipeline is not None:
+            raise RuntimeError("a CallSession runs one call; make another for the next")
         self.pipeline = Pipeline(self.config, call_id=self.call_id, source=self.source, transcribe=self.transcribe,
                                  live=self.live)
         self.call_id = self.pipeline.call_id
