@@ -236,7 +236,8 @@ class CallRecorder:
         self._pending: list[tuple] = []
         self._metrics: list[tuple] = []
         self._wpm = {"agent": None, "customer": None}
-        self._last_commit = time.monotonic()
+        self._last_commit = time.monotonic()  # the last success (a busy database is retried at _next_commit)
+        self._next_commit = self._last_commit + commit_every_s
         self.audio = None
         self.duration = 0.0
         self._reserve = store.dir / "audio" / f"{call_id}.reserve"
@@ -287,7 +288,7 @@ class CallRecorder:
             self._pending.append((self.call_id, self._seq, data["t"], data["type"], json.dumps(data)))
             self._seq += 1
             self.duration = max(self.duration, data["t"])
-        if fresh or time.monotonic() - self._last_commit >= self.commit_every_s:
+        if fresh or time.monotonic() >= self._next_commit:
             self._guard(self._commit)  # a new redaction at once: a recorder killed later is mended with it
 
     def _commit(self) -> None:
@@ -301,10 +302,12 @@ class CallRecorder:
             # try again next time instead of giving the recording up for good.
             if not _busy(exc) or time.monotonic() - self._last_commit > BUSY_GIVE_UP_S:
                 raise
+            self._next_commit = time.monotonic() + self.commit_every_s  # not on every tick meanwhile
             log.debug("%s: busy, events kept for the next commit", self.store.dir)
             return
         self._pending, self._metrics, self._spans = [], [], []
         self._last_commit = time.monotonic()
+        self._next_commit = self._last_commit + self.commit_every_s
 
     def close(self) -> None:
         if self.problem is None:
