@@ -209,6 +209,14 @@ def test_upgrades_with_wrong_credentials_get_401(server):
     assert not server.part.finished and not server.store.calls()
 
 
+def test_a_browser_page_cannot_open_an_ingest_stream(server):
+    """No Origin (a platform) is fine with credentials; a foreign Origin (a web page) is refused even with them."""
+    status, _ = refused(server.url("pcm"), {"Authorization": f"Bearer {PCM_TOKEN}", "Origin": "https://evil.example"})
+    assert status == 403
+    with connect(server.url("pcm"), additional_headers={"Authorization": f"Bearer {PCM_TOKEN}"}) as ws:
+        ws.send(json.dumps({"call_id": "ok-1", "agent": "dana", "sample_rate": 8000, "agent_channel": 0}))
+
+
 @needs_node
 def test_reference_client_with_a_wrong_secret_is_refused(server, call8k):
     wrong = base64.b64encode(b"a different client secret!").decode()
