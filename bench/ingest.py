@@ -200,18 +200,29 @@ def make_call(path: Path, rounds: int) -> float:
     return len(stereo) / 8000
 
 
-def climb(counts: list[int], wav: Path, call_s: float, transcribe: bool, record: bool) -> tuple[int, list[dict]]:
+def passed(result: dict, transcribe: bool) -> bool:
+    if transcribe:
+        ok = result["final_p95_s"] is not None and result["final_p95_s"] <= TRANSCRIPT_P95_S
+    else:
+        ok = result["cue_p95_s"] is not None and result["cue_p95_s"] <= CUE_P95_S
+    return ok and result["finished"] == result["calls"] and result["dropped_audio_s"] == 0 \
+        and result["interrupted"] == 0
+
+
+def climb(counts: list[int], wav: Path, call_s: float, transcribe: bool, record: bool,
+          tries: int = 2) -> tuple[int, list[dict]]:
+    """The largest N of `counts` (in order) that passes; an N gets `tries` chances (the machine is shared)."""
     best, trials = 0, []
     for n in counts:
-        result = trial(n, wav, call_s, transcribe, record)
-        trials.append(result)
-        print(json.dumps({"trial": "transcribe" if transcribe else "acoustic", **result}), file=sys.stderr, flush=True)
-        if transcribe:
-            ok = result["final_p95_s"] is not None and result["final_p95_s"] <= TRANSCRIPT_P95_S
-        else:
-            ok = result["cue_p95_s"] is not None and result["cue_p95_s"] <= CUE_P95_S
-        ok = ok and result["finished"] == n and result["dropped_audio_s"] == 0 and result["interrupted"] == 0
-        if not ok:
+        for _ in range(tries):
+            result = trial(n, wav, call_s, transcribe, record)
+            result["passed"] = passed(result, transcribe)
+            trials.append(result)
+            print(json.dumps({"trial": "transcribe" if transcribe else "acoustic", **result}), file=sys.stderr,
+                  flush=True)
+            if result["passed"]:
+                break
+        if not result["passed"]:
             break
         best = n
     return best, trials
