@@ -11,7 +11,8 @@ on that stream times each cue from the moment its condition was met, in audio ti
 - at each N: the server's CPU (share of one core per call), its RSS, and RSS per call.
 
 Prints JSON. `--counts` and `--transcribe-counts` choose the N tried (in order; a failing N stops the
-climb). Each trial runs for the call's length in real time.
+climb, after a second try, since other work on the machine can spoil a trial). Each trial runs for
+the call's length in real time; the load average is recorded with it.
 """
 
 from __future__ import annotations
