@@ -179,9 +179,10 @@ def cmd_demo(args) -> int:
     hub = _publisher(args, config)
     publish = Publishers(_serve(args, config), hub)
     stop = Stop.on_signals()
+    store = _call_store(args, config)  # one store for every round of a loop: a store per round leaked its files
     try:
         while True:
-            result = _session(args, config, source, live=True, publish=(publish,)).run(
+            result = _session(args, config, source, live=True, publish=(publish,), store=store).run(
                 paced(call.frames(), SAMPLE_RATE))
             if not args.loop or stop.flag.is_set():
                 break
@@ -190,6 +191,8 @@ def cmd_demo(args) -> int:
             stop.flag.wait(args.linger)
     finally:
         publish.stop()
+        if store is not None:
+            store.close()
     return 0
 
 
@@ -401,8 +404,10 @@ def _store(args, config: Config | None = None) -> Store:
 
 def _session(args, config: Config, source: str, **options) -> CallSession:
     """The call session of analyze, demo and live, from their common options."""
+    if "store" not in options:
+        options["store"] = _call_store(args, config)
     return CallSession(config, source, transcribe=False if args.no_transcribe else None,
-                       store=_call_store(args, config), events_path=args.events, stop=Stop.on_signals(), **options)
+                       events_path=args.events, stop=Stop.on_signals(), **options)
 
 
 def _call_store(args, config: Config) -> Store | None:

@@ -7,6 +7,7 @@ end the recording for good, and the call stayed `recording` while the process lo
 """
 
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -186,3 +187,35 @@ def test_a_locked_database_does_not_stall_a_looping_demo(calls, tmp_path):
         _, err = demo.communicate(timeout=60)
     assert demo.returncode == 0 and "recording stopped" not in err, err
     assert {row[0] for row in _db(data).execute("SELECT status FROM calls")} == {"ended"}
+
+
+def test_a_looping_demo_holds_the_same_files_round_after_round(calls, tmp_path):
+    """Each round of a loop opened a store of its own and never closed it: three more files (database,
+    -wal, -shm) held per round, until a long-running demo ran out of descriptors and stopped recording."""
+    short, _ = calls
+    audio, rate = sf.read(short, dtype="float32")
+    two = tmp_path / "two.wav"
+    sf.write(two, audio[: 2 * rate], rate)
+    data = tmp_path / "data"
+    demo = subprocess.Popen([sys.executable, "-m", "monitor.cli", "demo", str(two), "--loop", "--no-transcribe",
+                             "--port", str(free_port()), "--data-dir", str(data)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def held_after(rounds: int) -> list[str]:
+        deadline = time.monotonic() + 120
+        while not (data / "calls.db").exists() or \
+                _db(data).execute("SELECT count(*) FROM calls WHERE status = 'ended'").fetchone()[0] < rounds:
+            assert time.monotonic() < deadline and demo.poll() is None, "the loop stopped"
+            time.sleep(0.1)
+        fds = Path(f"/proc/{demo.pid}/fd")
+        return sorted(p for p in (os.readlink(fd) for fd in fds.iterdir()) if str(data) in p)
+
+    try:
+        after_two = held_after(2)
+        after_six = held_after(6)
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        _, err = demo.communicate(timeout=60)
+    assert demo.returncode == 0, err
+    assert [Path(p).name for p in after_six if "audio" not in p] == [Path(p).name for p in after_two
+                                                                     if "audio" not in p]
