@@ -536,3 +536,22 @@ def test_the_caps_come_from_config_toml(tmp_path):
     part = FloorPart.from_config(load_config(config).hub, data_dir=tmp_path)
     assert part.monitors.limits.max_connections == 2 and part.floor.options.max_calls_per_agent == 3
     assert part.options.tokens == {"ann": TOKENS["ann"]} and (tmp_path / "session.key").is_file()
+
+
+def test_the_publisher_logs_each_refusal_once_not_per_event(hub, caplog):
+    publisher = HubPublisher(hub.url, "ann", TOKENS["ann"])
+    publisher.start()
+    try:
+        publisher.publish(call_start("noisy-call"))
+        for i in range(30):  # a pipeline bug: every event refused by the server
+            publisher.publish(ev("talk_end", 0.2 * (i + 1), party="nobody", start=0.0))
+        publisher.publish(cue(7.0, "slow_down", "Slow down"))
+        wait_until(lambda: "noisy-call" in hub.calls and (hub.calls["noisy-call"].last_cue or {}).get("kind") == "slow_down",
+                   "the good cue")
+        # The server answers each (a few in flight at most, so a monitor that never reads costs it nothing).
+        wait_until(lambda: publisher.notices.get("talk_end.party must be one of agent, customer", 0) >= 8,
+                   "the replies")
+        lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("hub says")]
+        assert len(lines) == 1 and "talk_end.party" in lines[0]
+    finally:
+        publisher.stop()

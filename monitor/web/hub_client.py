@@ -59,6 +59,8 @@ class HubPublisher:
         """Events let go while the hub was unreachable (levels first), over this publisher's life."""
         self.sent = 0
         self.connected = False
+        self.notices: dict[str, int] = {}
+        """How often the hub answered with each error reason (at most 100 reasons, then "other")."""
         self.refused: str | None = None
         """The hub's reason when it refused this agent; no more attempts until restart."""
 
@@ -248,7 +250,12 @@ class HubPublisher:
             except ValueError:
                 continue
             if isinstance(notice, dict) and notice.get("type") in ("error", "rate_limited"):
-                log.warning("hub says: %s", notice)
+                why = str(notice.get("reason") or notice.get("type"))[:200]
+                if why not in self.notices and len(self.notices) >= 100:
+                    why = "other"
+                self.notices[why] = self.notices.get(why, 0) + 1
+                if self.notices[why] == 1 or self.notices[why] % 1000 == 0:  # one line per reason, not per event
+                    log.warning("hub says: %s (%d times)", notice, self.notices[why])
 
 
 class _Pacer:
