@@ -26,9 +26,14 @@ SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test
 subprocess after subprocess (each pays the start-up and model loads; the probe below cannot see them)."""
 SLOW_IN = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
            "test_store": {"call_file"}, "test_replay": {"recorded"},
-           "test_config_ranges": {"test_out_of_range_is_one_line_naming_key_and_range"}}
-"""Per module, the fixtures that transcribe a synthesized call (in-process or through `calmline analyze`)
-and the tests that run `calmline` once per parameter."""
+           "test_config_ranges": {"test_out_of_range_is_one_line_naming_key_and_range"},
+           "test_hub_redis": {"test_a_server_outlives_redis_and_reconnects"},
+           "test_hub": {"test_a_slow_supervisor_is_cut_off_without_delaying_another",
+                        "test_publisher_catches_up_after_the_server_restarts"},
+           "test_ingest_e2e": {"test_pcm_stream_that_stops_without_closing"}}
+"""Per module, the fixtures that transcribe a synthesized call (in-process or through `calmline analyze`),
+the tests that run `calmline` once per parameter, and the tests that wait out real timeouts (a peer's,
+a reconnect's, a stream's idle limit)."""
 
 
 def pytest_collection_modifyitems(config, items):
