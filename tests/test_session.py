@@ -80,6 +80,22 @@ def test_a_server_can_drive_a_session_frame_by_frame_from_asyncio(channels):
     assert result.report == build_report(run_channels(channels, transcribe=False))
 
 
+def test_an_error_in_the_callers_loop_closes_the_outputs_and_lets_the_error_through(channels, tmp_path):
+    store = Store(tmp_path / "data")
+
+    def frames():
+        yield from array_frames({p: x[:3 * 16000] for p, x in channels.items()})
+        raise OSError("the stream broke")
+    s = session(store=store, events_path=str(tmp_path / "events.jsonl"))
+    with pytest.raises(OSError, match="the stream broke"):
+        s.run(frames())
+    (call,) = store.calls()
+    assert call["status"] != "recording" and call["id"] == s.call_id
+    assert (tmp_path / "events.jsonl").read_text().startswith('{"v":1,"type":"call_start"')
+    with pytest.raises(RuntimeError, match="one call"):
+        s.start()
+
+
 def test_an_unwritable_events_file_is_a_usage_error_before_anything_is_recorded(channels, tmp_path):
     store = Store(tmp_path / "data")
     with pytest.raises(UsageError, match="cannot write"):
