@@ -425,6 +425,8 @@ def test_a_slow_supervisor_is_cut_off_without_delaying_another():
         reader.start()  # the fast supervisor reads while the burst goes on
         for i in range(900):
             monitor.send(cue(float(i), "pause_first", f"{i} " + "x" * 2000))
+            if i % 20 == 19:
+                time.sleep(0.002)  # the reading thread shares this process: let it read as a browser would
         reader.join(timeout=35)
         assert cues() == 900  # every one, though the other supervisor is stuck
         wait_until(lambda: hub.stats()["supervisors"] == 1, "the slow supervisor to be cut off", 10)

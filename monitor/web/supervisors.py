@@ -18,6 +18,9 @@ log = logging.getLogger("calmline.floor")
 
 CLOCK_FIELDS = ("t", "at")
 BATCH_BYTES = 64 * 1024
+TILE_LINGER_S = 0.02
+"""Tile changes wait this long for others to share one WebSocket message (a send per change per supervisor
+cost as much as reading the monitors); alerts and watched events never wait."""
 
 
 @dataclass(eq=False)
@@ -93,6 +96,8 @@ class Supervisor:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
+            if not len(self.outbox):  # tiles alone: let the changes of the next few ms share this message
+                await asyncio.sleep(TILE_LINGER_S)
             parts = [await self.outbox.take()] if len(self.outbox) else []
             parts += self._tiles()
             if not parts:
