@@ -35,7 +35,7 @@ def connect_when_up(port, proc, timeout=30):
         if proc.poll() is not None:
             pytest.fail(f"calmline live exited: {proc.stderr.read()}")
         try:
-            return connect(f"ws://127.0.0.1:{port}/ws", open_timeout=2)
+            return connect(f"ws://127.0.0.1:{port}/ws", open_timeout=2, origin=f"http://127.0.0.1:{port}")
         except OSError:
             time.sleep(0.2)
     pytest.fail("calmline live never served /ws")

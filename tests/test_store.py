@@ -106,7 +106,7 @@ def test_a_full_disk_is_reported_and_cues_keep_flowing(call_file, tmp_path):
     try:
         for _ in range(100):
             try:
-                ws = connect(f"ws://127.0.0.1:{port}/ws", open_timeout=2)
+                ws = connect(f"ws://127.0.0.1:{port}/ws", open_timeout=2, origin=f"http://127.0.0.1:{port}")
                 break
             except OSError:
                 time.sleep(0.2)
@@ -187,8 +187,10 @@ def test_replay_command_serves_the_recorded_call(call_file, tmp_path):
     replay = subprocess.Popen([sys.executable, "-m", "monitor.cli", "replay", call["id"], "--port", str(port),
                                "--data-dir", str(tmp_path)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        assert f"at http://127.0.0.1:{port}/" in replay.stderr.readline()
-        data = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/call.json").read())
+        line = replay.stderr.readline()
+        page = f"http://127.0.0.1:{port}/calls/{call['id']}/"
+        assert f"at {page}" in line
+        data = json.loads(urllib.request.urlopen(page + "data.json").read())
         assert data["call"]["id"] == call["id"]
     finally:
         replay.send_signal(signal.SIGINT)
@@ -201,7 +203,8 @@ def test_replay_command_serves_the_recorded_call(call_file, tmp_path):
 def test_a_damaged_audio_file_harms_neither_the_report_nor_the_replay_data(call_file, tmp_path):
     import urllib.request
 
-    from monitor.web.replay import ReplayOptions, serve_replay
+    from monitor.web.app import WebOptions
+    from monitor.web.library import serve_replay
 
     path, _ = call_file
     calmline("analyze", path, "--no-transcribe", "--data-dir", tmp_path)
@@ -210,6 +213,6 @@ def test_a_damaged_audio_file_harms_neither_the_report_nor_the_replay_data(call_
     store.audio_path(call).write_bytes(b"fLaC" + os.urandom(2000))
     run = calmline("report", call["id"], "--json", "--data-dir", tmp_path)
     assert run.returncode == 0 and json.loads(run.stdout)["cues"]
-    with serve_replay(Store(tmp_path), call["id"], ReplayOptions(port=0)) as server:
-        data = json.loads(urllib.request.urlopen(server.url + "call.json").read())
+    with serve_replay(Store(tmp_path), call["id"], WebOptions(port=0)) as server:
+        data = json.loads(urllib.request.urlopen(server.url + "data.json").read())
     assert data["call"]["id"] == call["id"] and Store(tmp_path).call(call["id"])["status"] == "ended"
