@@ -62,11 +62,14 @@ def serve(port: int, transcribe: bool, data_dir: str, record: bool = True) -> No
             overlay.publish(data)
         return [publish]
 
+    said = threading.Lock()  # calls finish on several workers at once: one line each
+
     def finished(call):
-        print(json.dumps({"finished": call.stream_id, "interrupted": call.interrupted, "reason": call.reason,
-                          "dropped_s": call.dropped_s,
-                          "late_samples": call.timeline.dropped_samples, "wall_s": round(call.wall_s, 2)}),
-              flush=True)
+        with said:
+            print(json.dumps({"finished": call.stream_id, "interrupted": call.interrupted, "reason": call.reason,
+                              "dropped_s": call.dropped_s,
+                              "late_samples": call.timeline.dropped_samples, "wall_s": round(call.wall_s, 2)}),
+                  flush=True)
 
     store = Store(Path(data_dir)) if record else None
     part = IngestPart(config, store, publish_for=publish_for, on_finished=finished)
@@ -123,47 +126,50 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
     from conftest import free_port
 
     port = free_port()
+    results = {"cues": [], "finals": [], "ended": 0}
+    finished: list[dict] = []
+    stop = threading.Event()
     with tempfile.TemporaryDirectory() as data:
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--data-dir", data]
                                   + (["--transcribe"] if transcribe else []) + ([] if record else ["--no-record"]),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        ready = json.loads(server.stdout.readline())
-        pid = ready["pid"]
-        results = {"cues": [], "finals": [], "ended": 0}
-        stop = threading.Event()
+        client = None
         listener = threading.Thread(target=lambda: asyncio.run(listen(port, stop, results)))
-        listener.start()
-        time.sleep(1.0)
-        cpu0, rss0 = proc_stats(pid)
-        peak = rss0
-        samples = []
-        client = subprocess.Popen(["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook",
-                                   "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(wav),
-                                   "--session-count", str(n), "--connection-rate", "20",
-                                   "--session-log-level", "warn", "--custom-config", '{"agent": "bench"}'],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        t0 = time.monotonic()
-        while client.poll() is None and time.monotonic() - t0 < call_s * 3 + 120:
+        try:
+            pid = json.loads(server.stdout.readline())["pid"]
+            listener.start()
             time.sleep(1.0)
-            cpu, rss = proc_stats(pid)
-            peak = max(peak, rss)
-            samples.append(rss)
-        if client.poll() is None:
-            client.kill()
-        deadline = time.monotonic() + 120
-        finished = []
-        while len(finished) < n and time.monotonic() < deadline:
-            line = server.stdout.readline()
-            if not line:
-                break
-            msg = json.loads(line)
-            if "finished" in msg:
-                finished.append(msg)
-        cpu1, rss1 = proc_stats(pid)
-        stop.set()
-        listener.join()
-        server.stdin.close()
-        server.wait(120)
+            cpu0, rss0 = proc_stats(pid)
+            peak = rss0
+            client = subprocess.Popen(["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook",
+                                       "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(wav),
+                                       "--session-count", str(n), "--connection-rate", "20",
+                                       "--session-log-level", "warn", "--custom-config", '{"agent": "bench"}'],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            t0 = time.monotonic()
+            while client.poll() is None and time.monotonic() - t0 < call_s * 3 + 120:
+                time.sleep(1.0)
+                peak = max(peak, proc_stats(pid)[1])
+            deadline = time.monotonic() + 120
+            while len(finished) < n and time.monotonic() < deadline:
+                line = server.stdout.readline()
+                if not line:
+                    break
+                msg = json.loads(line)
+                if "finished" in msg:
+                    finished.append(msg)
+            cpu1, _ = proc_stats(pid)
+        finally:
+            if client is not None and client.poll() is None:
+                client.kill()
+            stop.set()
+            if listener.is_alive():
+                listener.join()
+            server.stdin.close()
+            try:
+                server.wait(120)
+            except subprocess.TimeoutExpired:
+                server.kill()
     cpu_s = cpu1 - cpu0
     import numpy as np
 
