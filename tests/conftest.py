@@ -1,3 +1,4 @@
+import asyncio
 import os
 import socket
 import subprocess
@@ -87,6 +88,15 @@ def calmline(*args, env=None, **kw) -> subprocess.CompletedProcess:
     """Run the `calmline` command as a user would, in a subprocess; arguments may be paths."""
     return subprocess.run([sys.executable, "-m", "monitor.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300, env={**os.environ, **(env or {})}, **kw)
+
+
+def run_async(coro):
+    """asyncio.run in a thread of its own: Playwright's sync API keeps a loop running in the main thread once a
+    browser test has run, and asyncio.run refuses to start beside it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:

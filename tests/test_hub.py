@@ -16,7 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from conftest import free_port
+from conftest import free_port, run_async
 from floor_server import (TOKENS, Floor, Monitor, call_start, cue, ev, levels, login, refusal, request,
                           start_hub, wait_until)
 from monitor.errors import UsageError
@@ -206,7 +206,7 @@ def test_the_connection_cap_holds_for_simultaneous_hellos():
         return kinds
 
     try:
-        kinds = asyncio.run(main())
+        kinds = run_async(main())
         assert kinds.count("welcome") == 4 and kinds.count("error") == 8
     finally:
         hub.stop()

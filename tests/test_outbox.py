@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.web.outbox import Outbox
+from conftest import run_async
 
 
 def drain(box: Outbox) -> list[str]:
@@ -13,7 +14,7 @@ def drain(box: Outbox) -> list[str]:
         while len(box):
             out.append(await box.take())
         return out
-    return asyncio.run(take_all())
+    return run_async(take_all())
 
 
 def test_when_full_the_oldest_levels_go_first_and_nothing_else():
@@ -75,4 +76,4 @@ def test_pump_sends_in_order_and_ends_when_the_client_is_gone():
             box.put("cue", text)
         await asyncio.wait_for(task, 5)
         return sent
-    assert asyncio.run(scenario()) == ["one", "two"]
+    assert run_async(scenario()) == ["one", "two"]

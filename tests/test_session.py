@@ -19,6 +19,7 @@ from monitor.session.session import CallSession
 from monitor.session.sinks import Collect
 from monitor.session.stop import Stop
 import synth
+from conftest import run_async
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_a_server_can_drive_a_session_frame_by_frame_from_asyncio(channels):
             events += s.push(frame)
             await asyncio.sleep(0)
         return events, s.finish()
-    events, result = asyncio.run(ingest())
+    events, result = run_async(ingest())
     assert events[0].type == "call_start" and result.events[-1].type == "call_end"
     assert result.report == build_report(run_channels(channels, transcribe=False))
 
