@@ -276,7 +276,7 @@ def cmd_server(args) -> int:
             print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
                   "(make a hash with `calmline hash-password`)", file=sys.stderr)
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
-                                      redis_url=args.redis or None)
+                                      redis_url=args.redis or None, redact=config.redact)
         parts += [floor, LibraryPart(store, floor.authorize, config)]
     parts.append(ingest_part(config, store, parts))  # /ingest/audiohook, /ingest/twilio, /ingest/pcm
     if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):

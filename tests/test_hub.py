@@ -557,3 +557,24 @@ def test_the_publisher_logs_each_refusal_once_not_per_event(hub, caplog):
         assert len(lines) == 1 and "talk_end.party" in lines[0]
     finally:
         publisher.stop()
+
+
+def test_a_monitors_raw_card_number_is_redacted_before_any_supervisor_sees_it(hub):
+    """An old or modified monitor may send its transcripts unredacted: the server redacts them again."""
+    floor = Floor(hub, login(hub))
+    monitor = Monitor(hub, "ann")
+    monitor.send(call_start(monitor.call_id))
+    floor.wait(lambda: monitor.call_id in floor.tiles, "the call's tile")
+    floor.watch(monitor.call_id)
+    words = [["my", 1.0, 1.2], ["card", 1.2, 1.5], ["is", 1.5, 1.6], ["4532", 1.6, 2.2], ["0151", 2.3, 2.9],
+             ["1283", 3.0, 3.6], ["0366", 3.7, 4.3]]
+    monitor.send(ev("transcript", 4.3, party="customer", start=1.0, end=4.3, text="My card is 4532 0151 1283 0366.",
+                    final=True, words=words))
+    monitor.send(ev("transcript", 6.0, party="customer", start=5.0, end=6.0, text="four five three two", final=True))
+    lines = floor.wait(lambda: [e for e in floor.events if e["type"] == "transcript"][-2:]
+                       if sum(e["type"] == "transcript" for e in floor.events) >= 2 else None, "both lines")
+    seen = json.dumps([floor.received, lines])
+    for digits in ("4532", "0151", "1283", "0366", "four five"):
+        assert digits not in seen
+    assert "[card]" in lines[0]["text"] and "[card]" in [w[0] for w in lines[0]["words"]]
+    floor.close()

@@ -23,6 +23,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from ..config import RedactConfig
 from .app import origin_optional, ui_dir
 from .auth import (COOKIE, DEVICE_COOKIE, DUMMY_HASH, LoginThrottle, Session, Sessions, check_credentials,
                    check_password)
@@ -54,6 +55,8 @@ class FloorPartOptions:
     floor: FloorOptions = field(default_factory=FloorOptions)
     throttle: dict = field(default_factory=dict)
     """LoginThrottle arguments (per_pair, per_address, per_account, reserve)."""
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    """How monitors' transcripts are redacted again on arrival."""
 
 
 class FloorPart:
@@ -63,7 +66,7 @@ class FloorPart:
         self.options = opts = options or FloorPartOptions()
         check_credentials(opts.tokens, opts.supervisors)
         self.floor = Floor(opts.floor)
-        self.monitors = Monitors(self.floor, opts.tokens, opts.monitors)
+        self.monitors = Monitors(self.floor, opts.tokens, opts.monitors, opts.redact)
         self.sessions = Sessions(opts.supervisors, opts.session_ttl_s, opts.tls, opts.data_dir)
         self.throttle = LoginThrottle(**opts.throttle)
         self._tasks: list[asyncio.Task] = []
@@ -79,12 +82,13 @@ class FloorPart:
 
     @classmethod
     def from_config(cls, hub, data_dir: Path | None = None, tls: bool = False,
-                    redis_url: str | None = None) -> FloorPart:
+                    redis_url: str | None = None, redact: RedactConfig | None = None) -> FloorPart:
         """From config.toml's [hub] section (monitor.config.HubConfig); UsageError naming a weak token."""
         return cls(FloorPartOptions(tokens=dict(hub.tokens), supervisors=dict(hub.supervisors), data_dir=data_dir,
                                     tls=tls, redis_url=redis_url or hub.redis_url or None,
                                     monitors=MonitorLimits(max_connections=hub.max_connections_per_agent),
-                                    floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent)))
+                                    floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent),
+                                    redact=redact or RedactConfig()))
 
     # ---- the part's life ----
 

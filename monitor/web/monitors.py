@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ..events import Event
+from ..analysis.redact import Redactor
+from ..config import RedactConfig
+from ..events import CallEnd, Event, Transcript
 from .jsonwire import dumps
 from .ratelimit import TokenBucket
 
@@ -31,6 +33,10 @@ MAX_SEQ = 2 ** 53 - 1
 MAX_SEQ_JUMP = 1_000_000
 """How far ahead of a call's last sequence number a message may be (a monitor offline for hours)."""
 MAX_ID_CHARS = 128
+
+
+MAX_REDACTORS = 10_000
+"""Calls whose transcripts the server keeps redaction state for (each ends with its call_end)."""
 
 
 @dataclass
@@ -143,11 +149,14 @@ class MonitorConnection:
 class Monitors:
     """Serves `/monitor` connections into a floor (monitor.web.floor_room.Floor)."""
 
-    def __init__(self, floor, tokens: dict[str, str], limits: MonitorLimits | None = None):
+    def __init__(self, floor, tokens: dict[str, str], limits: MonitorLimits | None = None,
+                 redact: RedactConfig | None = None):
         self.floor = floor
         self.tokens = tokens
         self.limits = limits or MonitorLimits()
+        self.redact = redact or RedactConfig()
         self.connections: dict[str, set[MonitorConnection]] = {}
+        self._redactors: dict[tuple[str, str], Redactor] = {}
 
     def __len__(self) -> int:
         return sum(len(c) for c in self.connections.values())
@@ -251,6 +260,7 @@ class Monitors:
                 reply.update({k: msg[k] for k in ("call_id", "seq") if _small(msg.get(k))})
             return self._reply(conn, reply)
         if isinstance(checked, EventMessage):
+            self._redact(conn.agent, checked)
             error = self.floor.ingest(conn.agent, checked, self.floor.id, conn)
         else:
             error = self.floor.dropped(conn.agent, checked, self.floor.id)
@@ -259,6 +269,23 @@ class Monitors:
             if isinstance(checked, EventMessage):
                 reply["seq"] = checked.seq
             self._reply(conn, reply)
+
+    def _redact(self, agent: str, msg: EventMessage) -> None:
+        """A monitor redacts its own transcripts, but an old or modified one may not: the server redacts them
+        again before anyone sees them (redacting a redacted line changes nothing). One redactor per call, so
+        that a number read across lines is still found; it goes with the call's end."""
+        key = (agent, msg.call_id)
+        if isinstance(msg.event, CallEnd):
+            self._redactors.pop(key, None)
+        if not isinstance(msg.event, Transcript):
+            return
+        redactor = self._redactors.get(key)
+        if redactor is None:
+            if len(self._redactors) >= MAX_REDACTORS:  # calls that never ended: forget the oldest
+                self._redactors.pop(next(iter(self._redactors)))
+            redactor = self._redactors[key] = Redactor(self.redact)
+        msg.event = redactor(msg.event)
+        msg.raw.update(text=msg.event.text, words=msg.event.words)
 
     def _rate_drop(self, conn: MonitorConnection) -> None:
         now = time.monotonic()
