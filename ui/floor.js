@@ -162,7 +162,9 @@ function renderTile(c) {
   q(".dur").textContent = duration(c);
   for (const p of PARTIES) {
     const row = q(`.row[data-party="${p}"]`);
-    Calmline.setMeter(row.querySelector(".meter"), t.status === "live" && t.levels ? t.levels[p] : null);
+    const level = t.status === "live" && t.levels ? t.levels[p] : null;
+    Calmline.setMeter(row.querySelector(".meter"), level);
+    row.classList.toggle("unmetered", !t.levels);  // levels come only for the watched call: no empty bars
     row.querySelector(".dot").classList.toggle("on", t.status === "live" && Boolean(t.talking && t.talking[p]));
   }
   q(".share").textContent = Calmline.percent(t.share);
