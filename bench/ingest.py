@@ -122,6 +122,13 @@ async def listen(port: int, stop: threading.Event, out: dict) -> None:
                 out["ended"] += 1
 
 
+def spread(n: int, call_s: float) -> float:
+    """Calls per second for the client: starts spread over a third of a call, since real calls are not in
+    step (N copies of one call started at once would all barge in, and cue, in the same second); all N
+    are live together for the rest of it."""
+    return max(0.1, n / (call_s / 3))
+
+
 def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = True) -> dict:
     from conftest import free_port
 
@@ -143,7 +150,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
             peak = rss0
             client = subprocess.Popen(["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook",
                                        "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(wav),
-                                       "--session-count", str(n), "--connection-rate", "20",
+                                       "--session-count", str(n), "--connection-rate", f"{spread(n, call_s):.2f}",
                                        "--session-log-level", "warn", "--custom-config", '{"agent": "bench"}'],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t0 = time.monotonic()
@@ -242,7 +249,7 @@ def main() -> None:
     parser.add_argument("--transcribe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--counts", default="10,25,50,75,100,125,150", help="acoustic trials: N calls each")
     parser.add_argument("--transcribe-counts", default="2,5,10,15", help="trials with transcription")
-    parser.add_argument("--rounds", type=int, default=2, help="barge-ins per call (about 15 s each)")
+    parser.add_argument("--rounds", type=int, default=4, help="barge-ins per call (about 12 s each)")
     parser.add_argument("--no-record", action="store_true", help="calls are not recorded (isolates the store's cost)")
     args = parser.parse_args()
     if args.serve is not None:
