@@ -265,19 +265,22 @@ def cmd_server(args) -> int:
                          allowed_origins=list(cfg.allowed_origins or []),
                          tls_cert=cfg.tls_cert or None, tls_key=cfg.tls_key or None)
     store = _store(args, config)
-    parts = [OverlayPart()]
+    parts = []
     try:
         from .web.floor_part import FloorPart
     except ImportError:  # the floor is not part of this build: the library then answers loopback clients only
-        parts.append(LibraryPart(store, lambda request, call: request.client is not None
-                                 and request.client.host in ("127.0.0.1", "::1"), config))
+        parts += [OverlayPart(), LibraryPart(store, lambda request, call: request.client is not None
+                                             and request.client.host in ("127.0.0.1", "::1"), config)]
     else:
+        from .web.agent_overlay import AgentOverlayPart
+
         if not cfg.supervisors:
             print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
                   "(make a hash with `calmline hash-password`)", file=sys.stderr)
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
                                       redis_url=args.redis or None, redact=config.redact)
-        parts += [floor, LibraryPart(store, floor.authorize, config)]
+        # agents' overlays (signed in, their calls from the floor), not the loopback overlay of live/demo
+        parts += [AgentOverlayPart(floor), floor, LibraryPart(store, floor.authorize, config)]
     parts.append(ingest_part(config, store, parts))  # /ingest/audiohook, /ingest/twilio, /ingest/pcm
     if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):
         print(f"calmline: warning: listening on {options.host} without TLS: passwords, sessions and calls cross "
@@ -322,8 +325,17 @@ def _publisher(args, config: Config):
     token = args.token or config.hub.token
     if not token:
         raise UsageError("a hub needs this agent's token: --token T or [hub] token")
-    publisher = HubPublisher(url, config.store.agent_name or getpass.getuser(), token)
+    publisher = HubPublisher(url, None, token)  # the token says who the agent is; the welcome names them
     publisher.start()
+    if publisher.welcomed.wait(publisher.timeout) and publisher.agent:
+        config.store.agent_name = publisher.agent  # the call is recorded under the name the floor shows
+    elif publisher.refused:
+        print(f"calmline: warning: the hub at {url} refused this monitor ({publisher.refused}); the call is "
+              "coached and recorded here only", file=sys.stderr, flush=True)
+    else:
+        print(f"calmline: warning: the hub at {url} does not answer yet; this call is recorded as "
+              f"{config.store.agent_name or getpass.getuser()} (it is published when the hub answers)",
+              file=sys.stderr, flush=True)
     return publisher
 
 

@@ -208,6 +208,8 @@ class HubConfig:
     max_calls_per_agent: int = 8
     tokens: dict = field(default_factory=dict)
     supervisors: dict = field(default_factory=dict)
+    agents: dict = field(default_factory=dict)
+    """Agent name -> password hash: the agent signs in to the server's overlay and their own calls."""
 
 
 MIN_INGEST_SECRET = 16

@@ -1,4 +1,4 @@
-"""Who may use the floor: supervisors' password hashes, their signed session cookies, the login throttle,
+"""Who may use the server: supervisors' and agents' password hashes, their signed session cookies, the login throttle,
 and the checks that refuse weak agent tokens and malformed hashes at start.
 
 Sessions are signed cookies (itsdangerous, keyed by a secret kept in the data directory with mode 0600), so
@@ -70,20 +70,33 @@ DUMMY_HASH = hash_password(secrets.token_hex(8))
 """Checked against for unknown users, so a wrong username costs as long as a wrong password."""
 
 
-def check_credentials(tokens: dict, supervisors: dict, section: str = "hub") -> None:
-    """UsageError naming the key for an agent token shorter than MIN_SECRET_CHARS (or empty) or a supervisor
-    entry that is not a `calmline hash-password` hash: checked at start, before anyone can use them."""
+def check_credentials(tokens: dict, supervisors: dict, section: str = "hub", agents: dict | None = None) -> None:
+    """UsageError naming the key for an agent token shorter than MIN_SECRET_CHARS (or empty), a supervisor or
+    agent entry that is not a `calmline hash-password` hash, or a name that is both a supervisor and an agent
+    (one sign-in form, one role per name): checked at start, before anyone can use them."""
     for agent, token in tokens.items():
         if not isinstance(token, str) or len(token) < MIN_SECRET_CHARS:
             raise UsageError(f"[{section}.tokens] {agent}: a token must be at least {MIN_SECRET_CHARS} characters")
-    for user, stored in supervisors.items():
-        parts = stored.split("$") if isinstance(stored, str) else []
-        if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
-            raise UsageError(f"[{section}.supervisors] {user}: not a password hash "
-                             f"(make one with `calmline hash-password`)")
+    seen: dict[str, str] = {}
+    for agent, token in tokens.items():  # the token alone says who a monitor is: one token, one agent
+        if token in seen:
+            raise UsageError(f"[{section}.tokens] {agent}: the same token as {seen[token]}'s (give each agent its own)")
+        seen[token] = agent
+    for table, accounts in (("supervisors", supervisors), ("agents", agents or {})):
+        for user, stored in accounts.items():
+            parts = stored.split("$") if isinstance(stored, str) else []
+            if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+                raise UsageError(f"[{section}.{table}] {user}: not a password hash "
+                                 f"(make one with `calmline hash-password`)")
+    for user in sorted(set(supervisors) & set(agents or {})):
+        raise UsageError(f"[{section}.agents] {user}: also in [{section}.supervisors]; a name signs in as one role "
+                         f"(give the supervisor another name)")
 
 
 # ---- sessions ----
+
+SUPERVISOR, AGENT = "supervisor", "agent"
+
 
 @dataclass(frozen=True)
 class Session:
@@ -91,14 +104,17 @@ class Session:
     sid: str
     expires: float
     """Unix time."""
+    role: str = SUPERVISOR
+    """`supervisor` (the floor, every call) or `agent` (their own overlay and calls)."""
 
 
 class Sessions:
     """Issues and reads signed session cookies (see the module docstring)."""
 
     def __init__(self, supervisors: dict[str, str], ttl_s: float = 12 * 3600.0, secure: bool = False,
-                 data_dir: Path | None = None):
+                 data_dir: Path | None = None, agents: dict[str, str] | None = None):
         self.supervisors = supervisors
+        self.agents = agents or {}
         self.ttl_s = ttl_s
         self.secure = secure
         self.data_dir = Path(data_dir) if data_dir else None
@@ -107,11 +123,19 @@ class Sessions:
         self._devices = URLSafeTimedSerializer(secret, salt="calmline-device")
         self._revoked: dict[str, float] = self._load_revoked()
 
+    def role_of(self, user: str) -> str | None:
+        """The role `user` signs in as, or None for no account (check_credentials keeps the tables apart)."""
+        return SUPERVISOR if user in self.supervisors else AGENT if user in self.agents else None
+
+    def stored_hash(self, user: str) -> str | None:
+        return self.supervisors.get(user) or self.agents.get(user)
+
     def issue(self, user: str) -> tuple[str, Session]:
-        """A new session for `user`: the cookie value and the session."""
+        """A new session for `user` (in the role their account has): the cookie value and the session."""
         sid = secrets.token_urlsafe(16)
-        value = self._signer.dumps({"u": user, "s": sid, "h": self._fingerprint(user)})
-        return value, Session(user, sid, time.time() + self.ttl_s)
+        role = self.role_of(user) or SUPERVISOR
+        value = self._signer.dumps({"u": user, "s": sid, "h": self._fingerprint(user), "r": role})
+        return value, Session(user, sid, time.time() + self.ttl_s, role)
 
     def read(self, cookie: str | None) -> Session | None:
         """The session of a cookie value, or None: unsigned, expired, revoked, or its user is gone or changed
@@ -124,12 +148,12 @@ class Sessions:
             return None
         if not isinstance(data, dict):
             return None
-        user, sid = data.get("u"), data.get("s")
-        if not isinstance(user, str) or not isinstance(sid, str) or user not in self.supervisors:
-            return None
+        user, sid, role = data.get("u"), data.get("s"), data.get("r", SUPERVISOR)  # older cookies: supervisors'
+        if not isinstance(user, str) or not isinstance(sid, str) or role != self.role_of(user):
+            return None  # no such account, or it moved to the other table: sign in again
         if not hmac.compare_digest(str(data.get("h", "")), self._fingerprint(user)) or sid in self._revoked:
             return None
-        return Session(user, sid, signed_at.timestamp() + self.ttl_s)
+        return Session(user, sid, signed_at.timestamp() + self.ttl_s, role)
 
     def issue_device(self, user: str) -> str:
         """A device cookie value for a browser that just signed in as `user`."""
@@ -164,7 +188,7 @@ class Sessions:
                 f"{'; Secure' if self.secure else ''}")
 
     def _fingerprint(self, user: str) -> str:
-        return hashlib.sha256((self.supervisors.get(user) or "").encode()).hexdigest()[:16]
+        return hashlib.sha256((self.stored_hash(user) or "").encode()).hexdigest()[:16]
 
     def _secret(self) -> bytes:
         """The signing key: `session.key` in the data directory (made on first use, 0600); without a data

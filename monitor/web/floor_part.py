@@ -4,8 +4,9 @@ and the desktop monitors' stream.
 Routes: `GET /login` (page), `POST /login` (form or JSON `username`, `password`), `POST /logout`,
 `GET /floor` (page, or 302 to /login), `GET /session` (who is signed in, or 401), WebSocket `/floor/ws`
 (supervisors; a session is needed), WebSocket `/monitor` (agents' monitors; token in the first message,
-no Origin needed). `FloorPart.authorize(request)` tells other parts (the call library) whether a signed-in
-supervisor is asking.
+no Origin needed). The same `/login` signs in supervisors ([hub.supervisors], sent to /floor) and agents
+([hub.agents], sent to their overlay at /, monitor.web.agent_overlay); the session carries the role.
+`FloorPart.authorize(request, call)` is the call library's check: supervisors every call, agents their own.
 
 `calmline server` builds it with `FloorPart.from_config(config.hub, data_dir=..., tls=...)`.
 """
@@ -25,10 +26,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import RedactConfig
 from .app import origin_optional, ui_dir
-from .auth import (COOKIE, DEVICE_COOKIE, DUMMY_HASH, LoginThrottle, Session, Sessions, check_credentials,
-                   check_password)
+from .auth import (COOKIE, DEVICE_COOKIE, DUMMY_HASH, SUPERVISOR, LoginThrottle, Session, Sessions,
+                   check_credentials, check_password)
 from .floor_room import Floor, FloorOptions
 from .jsonwire import JSONResponse
+from .library import Access
 from .monitors import MonitorLimits, Monitors, loads
 from .redis_bridge import CHANNEL, RedisBridge
 from .supervisors import Supervisor
@@ -44,6 +46,8 @@ class FloorPartOptions:
     """Agent name -> the token its monitor presents (16 characters at least)."""
     supervisors: dict[str, str] = field(default_factory=dict)
     """Username -> `hash_password()` string."""
+    agents: dict[str, str] = field(default_factory=dict)
+    """Agent name -> `hash_password()` string: agents sign in to their overlay and their own calls."""
     data_dir: Path | None = None
     """Where the session signing key lives (None: a key for this process only; restarts sign everyone out)."""
     tls: bool = False
@@ -64,10 +68,10 @@ class FloorPart:
 
     def __init__(self, options: FloorPartOptions | None = None):
         self.options = opts = options or FloorPartOptions()
-        check_credentials(opts.tokens, opts.supervisors)
+        check_credentials(opts.tokens, opts.supervisors, agents=opts.agents)
         self.floor = Floor(opts.floor)
         self.monitors = Monitors(self.floor, opts.tokens, opts.monitors, opts.redact)
-        self.sessions = Sessions(opts.supervisors, opts.session_ttl_s, opts.tls, opts.data_dir)
+        self.sessions = Sessions(opts.supervisors, opts.session_ttl_s, opts.tls, opts.data_dir, opts.agents)
         self.throttle = LoginThrottle(**opts.throttle)
         self._tasks: list[asyncio.Task] = []
         self.routes = [
@@ -84,7 +88,8 @@ class FloorPart:
     def from_config(cls, hub, data_dir: Path | None = None, tls: bool = False,
                     redis_url: str | None = None, redact: RedactConfig | None = None) -> FloorPart:
         """From config.toml's [hub] section (monitor.config.HubConfig); UsageError naming a weak token."""
-        return cls(FloorPartOptions(tokens=dict(hub.tokens), supervisors=dict(hub.supervisors), data_dir=data_dir,
+        return cls(FloorPartOptions(tokens=dict(hub.tokens), supervisors=dict(hub.supervisors),
+                                    agents=dict(getattr(hub, "agents", {}) or {}), data_dir=data_dir,
                                     tls=tls, redis_url=redis_url or hub.redis_url or None,
                                     monitors=MonitorLimits(max_connections=hub.max_connections_per_agent),
                                     floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent),
@@ -113,9 +118,26 @@ class FloorPart:
 
     # ---- sessions ----
 
-    def authorize(self, request: HTTPConnection, *_) -> Session | None:
-        """The signed-in supervisor making this request (or opening this WebSocket), or None."""
+    def session_of(self, request: HTTPConnection) -> Session | None:
+        """Whoever is signed in on this request (or WebSocket), supervisor or agent, or None."""
         return self.sessions.read(request.cookies.get(COOKIE))
+
+    def supervisor(self, request: HTTPConnection) -> Session | None:
+        """The signed-in supervisor making this request, or None (agents included)."""
+        session = self.session_of(request)
+        return session if session is not None and session.role == SUPERVISOR else None
+
+    def authorize(self, request: HTTPConnection, call: dict | None = None) -> bool | Access:
+        """The call library's check: a supervisor sees every call; an agent lists only their own calls
+        (`Access(agent=...)`) and opens only those; anyone else nothing (403)."""
+        session = self.session_of(request)
+        if session is None:
+            return False
+        if session.role == SUPERVISOR:
+            return True
+        if call is None:
+            return Access(agent=session.user)
+        return call.get("agent") == session.user
 
     async def login_page(self, request: Request) -> Response:
         """ui/login.html, its error line shown after a failed attempt (the page runs no script of its own)."""
@@ -140,7 +162,7 @@ class FloorPart:
             log.warning("login throttled for %.40r from %s", account, address)
             return PlainTextResponse("Too many login attempts; wait a minute\n", status_code=429,
                                      headers={"Retry-After": "60"})
-        stored = self.options.supervisors.get(account)
+        stored = self.sessions.stored_hash(account)
         ok = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password or "", stored or DUMMY_HASH)
         ok = bool(ok and stored and username)
@@ -150,40 +172,44 @@ class FloorPart:
             if is_json:
                 return JSONResponse({"error": "wrong username or password"}, status_code=401)
             return RedirectResponse("/login?failed=1", status_code=303)
-        value, _ = self.sessions.issue(account)
-        log.info("supervisor %s logged in from %s", account, address)
-        response = RedirectResponse("/floor", status_code=303)
+        value, new = self.sessions.issue(account)
+        log.info("%s %s logged in from %s", new.role, account, address)
+        response = RedirectResponse("/floor" if new.role == SUPERVISOR else "/", status_code=303)
         response.headers.append("set-cookie", self.sessions.cookie_header(value))
         response.headers.append("set-cookie", self.sessions.device_cookie_header(self.sessions.issue_device(account)))
         return response
 
     async def logout(self, request: Request) -> Response:
-        session = self.authorize(request)
+        session = self.session_of(request)
         if session is not None:
             self.sessions.revoke(session)
             self.floor.end_sessions(session.sid, "logged out")
-            log.info("supervisor %s logged out", session.user)
+            log.info("%s %s logged out", session.role, session.user)
         response = RedirectResponse("/login", status_code=303)
         response.headers.append("set-cookie", self.sessions.cookie_header("", max_age=0))
         return response
 
     async def floor_page(self, request: Request) -> Response:
-        if self.authorize(request) is None:
-            return RedirectResponse("/login", status_code=302)
+        session = self.session_of(request)
+        if session is None or session.role != SUPERVISOR:
+            return RedirectResponse("/login" if session is None else "/", status_code=302)
         return Response((ui_dir() / "floor.html").read_bytes(), media_type="text/html; charset=utf-8")
 
     async def session(self, request: Request) -> Response:
-        session = self.authorize(request)
+        session = self.session_of(request)
         if session is None:
             return JSONResponse({"error": "not logged in"}, status_code=401)
-        return JSONResponse({"user": session.user, "hub": self.floor.id})
+        return JSONResponse({"user": session.user, "hub": self.floor.id, "role": session.role})
 
     # ---- the floor stream ----
 
     async def floor_stream(self, ws: WebSocket) -> None:
-        session = self.authorize(ws)
+        session = self.session_of(ws)
         if session is None:
             await ws.send_denial_response(PlainTextResponse("Log in first\n", status_code=401))
+            return
+        if session.role != SUPERVISOR:
+            await ws.send_denial_response(PlainTextResponse("Supervisors only\n", status_code=403))
             return
         await ws.accept()
         sup = Supervisor(ws, session.user, session.sid, session.expires, self.floor,

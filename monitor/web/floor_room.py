@@ -74,6 +74,12 @@ class Floor:
         self._sent: dict[str, deque[float]] = {}
         """Each call's last TILE_BURST publish times (monotonic)."""
         self._alert_id = 0
+        self.viewers: dict[str, set] = {}
+        """Each agent's own overlay streams (monitor.web.agent_overlay.Viewer): their current call's events."""
+        self.current: dict[str, str] = {}
+        """Each agent's current call: the one that started last (an overlay shows one call at a time)."""
+        self.cue_counts: dict[str, int] = {}
+        """Cues of each call on the floor, for the summary an agent's overlay shows at its end."""
 
     def stats(self) -> dict:
         return {"calls": len(self.calls), "supervisors": len(self.supervisors),
@@ -96,6 +102,7 @@ class Floor:
             started = getattr(event, "started_at", 0.0) or max(0.0, (msg.at or time.time()) - event.t)
             call = self.calls[msg.call_id] = CallState(msg.call_id, agent, origin, started)
             self.by_agent.setdefault(agent, {})[msg.call_id] = call
+            self.current[agent] = msg.call_id
         elif call.agent != agent:
             return "call_id belongs to another agent"
         if call.seq and msg.seq > call.seq + MAX_SEQ_JUMP:
@@ -116,6 +123,10 @@ class Floor:
         if event.type == "call_end":
             call.changed_at = time.monotonic()
         self._forward(call, msg)
+        if event.type == "cue":
+            self.cue_counts[call.call_id] = self.cue_counts.get(call.call_id, 0) + 1
+        if self.viewers.get(agent) and self.current.get(agent) == call.call_id:
+            self._to_viewers(call, msg)
         if self.bridge is not None and origin == self.id:
             self.bridge.send(agent, msg.to_wire())
         # Levels move a tile only when someone starts or stops talking; what changes with time alone (dead
@@ -204,6 +215,46 @@ class Floor:
         for sup in list(watchers):
             self._put(sup, kind, text)
 
+    # ---- agents' own overlays ----
+
+    def view(self, viewer) -> None:
+        """An agent's overlay stream opened: their current call's snapshot first (the shape the loopback
+        overlay sends: call_start, recent transcripts, the latest cue, pace, levels, call_end), then its events."""
+        call = self.calls.get(self.current.get(viewer.agent, ""))
+        if call is not None:
+            for raw in call.snapshot():
+                viewer.put(str(raw.get("type", "")), dumps(raw))
+            if call.status == "ended":
+                viewer.put("call_summary", dumps(self.summary(call)))
+        self.viewers.setdefault(viewer.agent, set()).add(viewer)
+
+    def unview(self, viewer) -> None:
+        viewers = self.viewers.get(viewer.agent)
+        if viewers is not None:
+            viewers.discard(viewer)
+            if not viewers:
+                del self.viewers[viewer.agent]
+
+    def summary(self, call: CallState) -> dict:
+        """What an agent's overlay shows when their call ends: how long, cues, interruptions, talk share."""
+        tile = call.tile()
+        return {"v": 1, "type": "call_summary", "t": round(call.t, 3), "call_id": call.call_id,
+                "cues": self.cue_counts.get(call.call_id, 0), "interruptions": dict(call.interruptions),
+                "share": tile["share"], "wpm": call.wpm}
+
+    def _to_viewers(self, call: CallState, msg: EventMessage) -> None:
+        kind = msg.event.type
+        texts = [(kind, dumps(msg.raw))]
+        if kind == "call_end":
+            texts.append(("call_summary", dumps(self.summary(call))))
+        for viewer in list(self.viewers.get(call.agent, ())):
+            for kind_, text in texts:
+                if not viewer.put(kind_, text):
+                    log.warning("closing %s's overlay: too far behind", viewer.agent)
+                    self.unview(viewer)
+                    viewer.close(1013, "client too slow")
+                    break
+
     # ---- tiles ----
 
     def _due(self, call_id: str) -> float:
@@ -288,6 +339,9 @@ class Floor:
         """A session ended (logout): close its floor streams."""
         for sup in [s for s in self.supervisors if s.sid == sid]:
             self._drop(sup, 1008, reason)
+        for viewer in [v for vs in self.viewers.values() for v in vs if v.sid == sid]:
+            self.unview(viewer)
+            viewer.close(1008, reason)
 
     def _broadcast(self, text: str) -> None:
         for sup in list(self.supervisors):
@@ -332,6 +386,9 @@ class Floor:
         wall = time.time()
         for sup in [s for s in self.supervisors if s.expires < wall]:
             self._drop(sup, 1008, "session expired")
+        for viewer in [v for vs in self.viewers.values() for v in vs if v.expires < wall]:
+            self.unview(viewer)
+            viewer.close(1008, "session expired")
 
     def _remove(self, call: CallState) -> None:
         self.calls.pop(call.call_id, None)
@@ -339,6 +396,9 @@ class Floor:
         agent_calls.pop(call.call_id, None)
         if not agent_calls:
             self.by_agent.pop(call.agent, None)
+        if self.current.get(call.agent) == call.call_id:
+            del self.current[call.agent]
+        self.cue_counts.pop(call.call_id, None)
         self.published.pop(call.call_id, None)
         self._dirty.pop(call.call_id, None)
         self._sent.pop(call.call_id, None)

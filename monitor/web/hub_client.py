@@ -37,10 +37,13 @@ class _Refused(Exception):
 class HubPublisher:
     """Streams one monitor's events to the hub (see the module docstring and docs/protocol.md)."""
 
-    def __init__(self, url: str, agent: str, token: str, queue_size: int = 10000, *, cafile: str | None = None,
-                 timeout: float = 5.0):
+    def __init__(self, url: str, agent: str | None, token: str, queue_size: int = 10000, *,
+                 cafile: str | None = None, timeout: float = 5.0):
+        """`agent` may be None: the hub knows the agent by the token and says the name in its welcome."""
         self.url = _monitor_url(url)
         self.agent, self.token = agent, token
+        self.welcomed = threading.Event()
+        """Set once the hub has welcomed this monitor (`agent` is then the token's agent) or refused it."""
         self.queue_size = max(1, queue_size)
         self.timeout = timeout
         self._ssl = ssl.create_default_context(cafile=cafile) if self.url.startswith("wss:") else None
@@ -105,7 +108,7 @@ class HubPublisher:
     def _wrap_and_queue(self, ev: dict) -> None:
         kind = ev.get("type")
         if kind == "call_start":
-            self._call_id = str(ev.get("call_id") or f"{self.agent}-{time.time():.0f}")
+            self._call_id = str(ev.get("call_id") or f"{self.agent or 'call'}-{time.time():.0f}")
             self._seq = 0
         if self._call_id is None:
             return  # no call yet: nothing the floor could place
@@ -135,6 +138,7 @@ class HubPublisher:
                 backoff = FIRST_BACKOFF_S
             except _Refused as refused:
                 self.refused = str(refused) or "refused"
+                self.welcomed.set()
                 log.error("hub at %s refused agent %r: %s (not retrying until restart)", self.url, self.agent,
                           self.refused)
                 return
@@ -167,7 +171,11 @@ class HubPublisher:
             self._ws = ws
             try:
                 welcome = self._hello(ws)
+                named = welcome.get("agent")
+                if isinstance(named, str) and named:
+                    self.agent = named  # the token's agent, whatever name this machine guessed
                 self.connected = True
+                self.welcomed.set()
                 log.info("connected to the hub at %s as %s", self.url, self.agent)
                 bucket = _Pacer(0.8 * float(welcome.get("rate_per_s") or 50.0), float(welcome.get("burst") or 50.0))
                 for message in self._catch_up():
@@ -180,7 +188,10 @@ class HubPublisher:
                                 f"{rcvd.code} {rcvd.reason}".strip() if rcvd else "no close frame")
 
     def _hello(self, ws) -> dict:
-        ws.send(_dumps({"type": "hello", "v": 1, "agent": self.agent, "token": self.token}))
+        hello = {"type": "hello", "v": 1, "token": self.token}
+        if self.agent:
+            hello["agent"] = self.agent
+        ws.send(_dumps(hello))
         try:
             reply = json.loads(ws.recv(timeout=self.timeout))
         except ConnectionClosed as closed:

@@ -1,6 +1,7 @@
 """The call library on the web: the list of recorded calls, each call's replay page, data, audio and report.
 
-    /calls                      the calls, newest first (JSON)
+    /calls                      the calls, newest first (JSON), each with its cue count and scorecard score;
+                                ?agent=NAME, ?from=YYYY-MM-DD, ?to=YYYY-MM-DD (server's local dates, inclusive)
     /calls/{id}/                replay page (ui/replay.html); /calls/{id} redirects here, so that the page
                                 finds its data and audio beside it by relative URL
     /calls/{id}/data.json       the call, its events (levels packed as arrays), the report and the scorecard
@@ -8,7 +9,8 @@
     /calls/{id}/report          the HTML report (monitor/library/report_html)
 
 Recorded calls are personal data: every route asks `authorize(request, call)` first (call is None for
-the list). `calmline replay` serves on loopback and allows all; `calmline server` plugs in its sign-in.
+the list). `calmline replay` serves on loopback and allows all; `calmline server` plugs in its sign-in,
+which lets an agent list (an `Access` limited to their name) and open only their own calls.
 A call still being recorded can be replayed: data.json is rebuilt when its events change.
 """
 
@@ -16,10 +18,13 @@ from __future__ import annotations
 
 import gzip
 import inspect
+import json
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,8 +44,18 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
               "form-action 'none'; frame-ancestors 'none'")
 """The report is one self-contained page with its style inline and no script."""
 CACHED_CALLS = 8
+CACHED_SCORES = 10000
+"""Scores kept for the list (a few hundred bytes each); an ended call's score never changes."""
 
-Authorize = Callable[[Request, "dict | None"], "bool | Response | Awaitable[bool | Response]"]
+
+@dataclass(frozen=True)
+class Access:
+    """An `authorize` verdict for the list: allowed, but only the calls of `agent` (None: every call)."""
+
+    agent: str | None = None
+
+
+Authorize = Callable[[Request, "dict | None"], "bool | Access | Response | Awaitable[bool | Access | Response]"]
 
 
 def allow_all(request: Request, call: dict | None) -> bool:
@@ -73,6 +88,16 @@ def _db(value) -> float | None:
     return round(value, 1) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def _day(text: str | None, name: str) -> float | None:
+    """Unix time of a YYYY-MM-DD day's start (the server's local time), None when not given."""
+    if not text:
+        return None
+    try:
+        return time.mktime(time.strptime(text, "%Y-%m-%d"))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name} must be a date like 2026-12-01") from None
+
+
 def _public(call: dict) -> dict:
     return {k: v for k, v in call.items() if k != "pid"}
 
@@ -86,6 +111,7 @@ class LibraryPart:
         self.config = config
         self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
         self._cache: OrderedDict[str, tuple[tuple, bytes, bytes]] = OrderedDict()
+        self._scores: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self.routes = [
             Route("/calls", self.list_calls, methods=["GET"]),
             Route("/calls/{call_id}", self.to_page, methods=["GET"]),
@@ -104,10 +130,22 @@ class LibraryPart:
     # -- routes --
 
     async def list_calls(self, request: Request) -> Response:
-        if (refusal := await self._refusal(request, None)) is not None:
-            return refusal
-        calls = await self._read(self.store.calls)
-        return JSONResponse([_public(c) for c in calls])
+        verdict = await self._verdict(request, None)
+        if isinstance(verdict, Response):
+            return verdict
+        query = request.query_params
+        try:
+            since = _day(query.get("from"), "from")
+            until = _day(query.get("to"), "to")
+        except ValueError as error:
+            return PlainTextResponse(f"{error}\n", status_code=400)
+        agent = query.get("agent") or None
+        if isinstance(verdict, Access) and verdict.agent is not None:
+            if agent is not None and agent != verdict.agent:
+                return JSONResponse([])  # an agent sees only their own calls, whatever they ask for
+            agent = verdict.agent
+        rows = await self._read(self._rows, agent, since, None if until is None else until + 86400)
+        return JSONResponse(rows)
 
     async def to_page(self, request: Request) -> Response:
         return RedirectResponse(request.url.path + "/", status_code=308)
@@ -162,12 +200,49 @@ class LibraryPart:
         return call if refusal is None else refusal
 
     async def _refusal(self, request: Request, call: dict | None) -> Response | None:
+        verdict = await self._verdict(request, call)
+        return verdict if isinstance(verdict, Response) else None
+
+    async def _verdict(self, request: Request, call: dict | None) -> bool | Access | Response:
+        """What `authorize` says, a refusal (403) as a Response."""
         verdict = self.authorize(request, call)
         if inspect.isawaitable(verdict):
             verdict = await verdict
         if isinstance(verdict, Response):
             return verdict
-        return None if verdict else PlainTextResponse("not allowed\n", status_code=403)
+        return verdict if verdict else PlainTextResponse("not allowed\n", status_code=403)
+
+    def _rows(self, agent: str | None, since: float | None, until: float | None) -> list[dict]:
+        """The list's rows (runs under the lock): each call with its cue count and its score
+        ({met, total}: the scorecard's, computed once per call version and cached)."""
+        sql, args = "SELECT id FROM calls WHERE 1", []
+        if agent is not None:
+            sql, args = sql + " AND agent = ?", [*args, agent]
+        if since is not None:
+            sql, args = sql + " AND started_at >= ?", [*args, since]
+        if until is not None:
+            sql, args = sql + " AND started_at < ?", [*args, until]
+        ids = [row[0] for row in self.store._query(sql + " ORDER BY started_at DESC", tuple(args))]
+        cues = dict(self.store._query("SELECT call_id, count(*) FROM events WHERE type = 'cue' GROUP BY call_id"))
+        rows = []
+        for call_id in ids:
+            call = _public(self.store.call(call_id))
+            call["cues"] = cues.get(call_id, 0)
+            call["score"] = self._score(call)
+            rows.append(call)
+        return rows
+
+    def _score(self, call: dict) -> dict:
+        key = (call["status"], call["duration_s"])
+        cached = self._scores.get(call["id"])
+        if cached is None or cached[0] != key:
+            events = [json.loads(row[0]) for row in self.store._query(
+                "SELECT json FROM events WHERE call_id = ? AND type != 'levels' ORDER BY seq", (call["id"],))]
+            card = score_call(events, self.config)
+            cached = self._scores[call["id"]] = (key, {"met": card["met"], "total": card["total"]})
+            while len(self._scores) > CACHED_SCORES:
+                self._scores.popitem(last=False)
+        return cached[1]
 
     async def _read(self, fn, *args):
         def locked():

@@ -1,4 +1,5 @@
-"""The desktop monitors' stream, `/monitor`: each agent's monitor signs in with its token in a first `hello`,
+"""The desktop monitors' stream, `/monitor`: each agent's monitor signs in with its token in a first `hello`
+(the token says who the agent is: a name in the hello is optional, and one that differs is logged and ignored),
 then sends its call's events wrapped with the call id and a sequence number (docs/protocol.md, "The floor").
 
 Every message is checked field by field before anything uses it (the event itself by monitor.events), and a
@@ -173,7 +174,7 @@ class Monitors:
         log.info("monitor %s connected from %s", agent, _peer(ws))
         try:
             limits = self.limits
-            await ws.send_text(dumps({"type": "welcome", "v": PROTOCOL_VERSION, "hub": self.floor.id,
+            await ws.send_text(dumps({"type": "welcome", "v": PROTOCOL_VERSION, "hub": self.floor.id, "agent": agent,
                                       "rate_per_s": limits.rate_per_s, "burst": 2 * limits.rate_per_s,
                                       "max_message_bytes": limits.max_message_bytes,
                                       "max_calls": self.floor.options.max_calls_per_agent}))
@@ -221,21 +222,31 @@ class Monitors:
         hello = loads(message.get("text") or message.get("bytes") or "")
         if not isinstance(hello, dict) or hello.get("type") != "hello":
             return await self._refuse(ws, "expected hello first")
-        agent = hello.get("agent")
-        if not self._token_ok(agent, hello.get("token")):
-            log.warning("monitor refused from %s: bad token for agent %.40r", _peer(ws), agent)
+        named = hello.get("agent")
+        agent = self._agent_of(hello.get("token"))
+        if agent is None:
+            log.warning("monitor refused from %s: bad token (hello names %.40r)", _peer(ws), named)
             return await self._refuse(ws, "bad token")
+        if named is not None and named != agent:
+            log.info("monitor from %s says it is %.40r; its token is %s's, so it is %s", _peer(ws), named, agent,
+                     agent)
         if len(self.connections.get(agent, ())) >= self.limits.max_connections:
             log.warning("monitor refused from %s: agent %s already has %d connections", _peer(ws), agent,
                         self.limits.max_connections)
             return await self._refuse(ws, f"too many connections for this agent ({self.limits.max_connections})")
         return agent
 
-    def _token_ok(self, agent, token) -> bool:
-        expected = self.tokens.get(agent) if isinstance(agent, str) else None
-        if not expected or not isinstance(token, str):
-            return False
-        return hmac.compare_digest(token.encode(), expected.encode())
+    def _agent_of(self, token) -> str | None:
+        """The agent whose token this is: compared in constant time with every token (all of them, whatever
+        matches first, so the time taken says nothing of which), or None."""
+        if not isinstance(token, str) or not token:
+            return None
+        given = token.encode()
+        found = None
+        for agent, expected in self.tokens.items():
+            if hmac.compare_digest(given, expected.encode()) and found is None:
+                found = agent
+        return found
 
     async def _refuse(self, ws: WebSocket, reason: str) -> None:
         try:
