@@ -49,6 +49,15 @@ const extras = {
     ui.cueBox.dataset.idle = "Call ended";
     ui.root.classList.add("ended");
   },
+  call_summary(ev) {
+    // The server's agent overlay sends this after call_end: what the call came to, until the next call starts.
+    const parts = ["Call ended"];
+    if (Number.isFinite(ev.cues)) parts.push(`${ev.cues} cue${ev.cues === 1 ? "" : "s"}`);
+    const by = ev.interruptions && ev.interruptions.agent;
+    if (Number.isFinite(by)) parts.push(`${by} interruption${by === 1 ? "" : "s"} by you`);
+    if (Number.isFinite(ev.share)) parts.push(`you spoke ${Calmline.percent(ev.share)}`);
+    ui.cueBox.dataset.idle = parts.join(" · ");
+  },
   device(ev) {
     // A headset or line that drops is said plainly; the call analysis goes on meanwhile.
     const who = ev.party === "agent" ? "Headset" : "Customer line";
@@ -116,7 +125,10 @@ function setStatus(connected) {
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}/ws`);
+  // On the server a supervisor may open /?agent=NAME: the stream of that agent's calls.
+  const agent = params.get("agent");
+  const query = agent ? `?agent=${encodeURIComponent(agent)}` : "";
+  const socket = new WebSocket(`${scheme}//${location.host}/ws${query}`);
   socket.onopen = () => {
     backoff = FIRST_BACKOFF_MS;
     setStatus(true);
