@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     server.set_defaults(handler=cmd_server)
     hub.set_defaults(handler=cmd_hub)
 
-    hash_pw = sub.add_parser("hash-password", help="make a salted password hash for [hub.supervisors]")
+    hash_pw = sub.add_parser("hash-password", help="make a salted password hash for [hub.supervisors] or [hub.agents]")
     hash_pw.set_defaults(handler=cmd_hash_password)
 
     calls = sub.add_parser("calls", help="list recorded calls")

@@ -19,7 +19,9 @@ from __future__ import annotations
 import gzip
 import inspect
 import json
+import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -39,13 +41,20 @@ from ..library.store import Store
 from .app import WebOptions, WebServer, build_app, ui_dir
 from .jsonwire import JSONResponse, dumpb
 
+log = logging.getLogger("calmline.library")
+
 LEVELS_FORMAT = ["t", "agent_dbfs", "customer_dbfs", "agent_talking", "customer_talking"]
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
               "form-action 'none'; frame-ancestors 'none'")
 """The report is one self-contained page with its style inline and no script."""
 CACHED_CALLS = 8
 CACHED_SCORES = 10000
-"""Scores kept for the list (a few hundred bytes each); an ended call's score never changes."""
+"""Summaries kept in memory for the list (a few hundred bytes each); an ended call's never changes."""
+CALL_COLUMNS = ("id", "agent", "started_at", "duration_s", "source", "status", "pid", "audio")
+SUMMARIES = """CREATE TABLE IF NOT EXISTS call_summaries (
+    call_id TEXT PRIMARY KEY, status TEXT, duration_s REAL, cues INTEGER, met INTEGER, total INTEGER)"""
+"""Each ended call's cue count and score as the list shows them, kept with the calls (the library's own table;
+a summary whose call is gone is deleted when a server first lists calls)."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class LibraryPart:
         self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
         self._cache: OrderedDict[str, tuple[tuple, bytes, bytes]] = OrderedDict()
         self._scores: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
+        self._stored: dict | None = None
         self.routes = [
             Route("/calls", self.list_calls, methods=["GET"]),
             Route("/calls/{call_id}", self.to_page, methods=["GET"]),
@@ -213,36 +223,70 @@ class LibraryPart:
         return verdict if verdict else PlainTextResponse("not allowed\n", status_code=403)
 
     def _rows(self, agent: str | None, since: float | None, until: float | None) -> list[dict]:
-        """The list's rows (runs under the lock): each call with its cue count and its score
-        ({met, total}: the scorecard's, computed once per call version and cached)."""
-        sql, args = "SELECT id FROM calls WHERE 1", []
+        """The list's rows (runs under the lock): each call with its cue count and its score ({met, total}: the
+        scorecard's), worked out once per version of the call and kept (in memory, and in the store's
+        SUMMARIES table for ended calls, so a restarted server does not score every call again)."""
+        sql, args = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE 1", []
         if agent is not None:
             sql, args = sql + " AND agent = ?", [*args, agent]
         if since is not None:
             sql, args = sql + " AND started_at >= ?", [*args, since]
         if until is not None:
             sql, args = sql + " AND started_at < ?", [*args, until]
-        ids = [row[0] for row in self.store._query(sql + " ORDER BY started_at DESC", tuple(args))]
-        cues = dict(self.store._query("SELECT call_id, count(*) FROM events WHERE type = 'cue' GROUP BY call_id"))
         rows = []
-        for call_id in ids:
-            call = _public(self.store.call(call_id))
-            call["cues"] = cues.get(call_id, 0)
-            call["score"] = self._score(call)
+        for row in self.store._query(sql + " ORDER BY started_at DESC", tuple(args)):
+            call = dict(zip(CALL_COLUMNS, row))
+            if call["status"] == "recording":
+                call = self.store.call(call["id"])  # mends the call of a recorder that died
+            call = _public(call)
+            call.update(self._summary(call))
             rows.append(call)
         return rows
 
-    def _score(self, call: dict) -> dict:
+    def _summary(self, call: dict) -> dict:
+        """{"cues": N, "score": {met, total}} of one call."""
         key = (call["status"], call["duration_s"])
         cached = self._scores.get(call["id"])
+        if cached is None:
+            cached = self._stored_summaries().get(call["id"])
         if cached is None or cached[0] != key:
             events = [json.loads(row[0]) for row in self.store._query(
                 "SELECT json FROM events WHERE call_id = ? AND type != 'levels' ORDER BY seq", (call["id"],))]
             card = score_call(events, self.config)
-            cached = self._scores[call["id"]] = (key, {"met": card["met"], "total": card["total"]})
-            while len(self._scores) > CACHED_SCORES:
-                self._scores.popitem(last=False)
+            summary = {"cues": sum(1 for e in events if e.get("type") == "cue"),
+                       "score": {"met": card["met"], "total": card["total"]}}
+            cached = (key, summary)
+            if call["status"] != "recording":
+                self._keep_summary(call["id"], key, summary)
+        self._scores[call["id"]] = cached
+        self._scores.move_to_end(call["id"])
+        while len(self._scores) > CACHED_SCORES:
+            self._scores.popitem(last=False)
         return cached[1]
+
+    def _stored_summaries(self) -> dict:
+        """The summaries the store keeps, read once (None when it cannot keep them: a read-only store)."""
+        if self._stored is None:
+            self._stored = {}
+            try:
+                with self.store.db:
+                    self.store.db.execute(SUMMARIES)
+                    self.store.db.execute("DELETE FROM call_summaries WHERE call_id NOT IN (SELECT id FROM calls)")
+                for call_id, status, duration, cues, met, total in self.store.db.execute(
+                        "SELECT call_id, status, duration_s, cues, met, total FROM call_summaries"):
+                    self._stored[call_id] = ((status, duration), {"cues": cues, "score": {"met": met, "total": total}})
+            except sqlite3.Error as error:
+                log.warning("%s: call summaries are not kept across restarts (%s)", self.store.dir, error)
+        return self._stored
+
+    def _keep_summary(self, call_id: str, key: tuple, summary: dict) -> None:
+        try:
+            with self.store.db:
+                self.store.db.execute("INSERT OR REPLACE INTO call_summaries VALUES (?, ?, ?, ?, ?, ?)",
+                                      (call_id, *key, summary["cues"], summary["score"]["met"],
+                                       summary["score"]["total"]))
+        except sqlite3.Error:  # a full disk or a read-only store: kept in memory only
+            pass
 
     async def _read(self, fn, *args):
         def locked():
