@@ -325,10 +325,12 @@ def _publisher(args, config: Config):
     token = args.token or config.hub.token
     if not token:
         raise UsageError("a hub needs this agent's token: --token T or [hub] token")
-    publisher = HubPublisher(url, None, token)  # the token says who the agent is; the welcome names them
+    # The token says who the agent is and the welcome names them ([store] agent_name, if set, is only a hint).
+    publisher = HubPublisher(url, config.store.agent_name or None, token)
     publisher.start()
-    if publisher.welcomed.wait(publisher.timeout) and publisher.agent:
-        config.store.agent_name = publisher.agent  # the call is recorded under the name the floor shows
+    if publisher.welcomed.wait(publisher.timeout) and not publisher.refused:
+        if publisher.agent:
+            config.store.agent_name = publisher.agent  # the call is recorded under the name the floor shows
     elif publisher.refused:
         print(f"calmline: warning: the hub at {url} refused this monitor ({publisher.refused}); the call is "
               "coached and recorded here only", file=sys.stderr, flush=True)

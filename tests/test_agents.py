@@ -351,3 +351,78 @@ def test_an_agent_signs_in_and_follows_their_calls_in_chromium(browser, server):
     finally:
         context.close()
     assert not errors, errors
+
+
+# ---- end to end: `calmline server`, a telephony stream, the agent's overlay and library ----
+
+PCM_TOKEN = "pcm-stream-token-0123456789"
+
+
+def start_server(tmp_path, port: int):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(tmp_path / "config.toml"), "server",
+                             "--port", str(port), "--data-dir", str(tmp_path / "data")], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    for text in proc.stderr:
+        lines.append(text)
+        if "server at http" in text:
+            return proc
+    pytest.fail(f"the server did not start: {lines}")
+
+
+@pytest.mark.slow  # `calmline server` in a subprocess, twice, and a call streamed in real time
+def test_an_ingested_call_reaches_its_agents_overlay_and_library(tmp_path):
+    import soundfile as sf
+    import soxr
+    from types import SimpleNamespace
+
+    from senders import Replay, send_pcm
+    from synth import barge_in_call
+
+    channels, _ = barge_in_call("I have been waiting three weeks for my order and nobody has called me back.")
+    wav = tmp_path / "call8k.wav"
+    sf.write(str(wav), soxr.resample(np.stack([channels["customer"], channels["agent"]], 1), 16000, 8000),
+             8000, subtype="PCM_16")
+    (tmp_path / "config.toml").write_text(
+        f'[transcription]\nenabled = false\n[ingest.pcm]\ntoken = "{PCM_TOKEN}"\n'
+        f'[hub.supervisors]\nsup = "{SUPERVISORS["sup"]}"\n'
+        f'[hub.agents]\ndana = "{AGENTS["ann"]}"\nbob = "{AGENTS["bob"]}"\n')
+    port = free_port()
+    proc = start_server(tmp_path, port)
+    where = SimpleNamespace(url=f"http://127.0.0.1:{port}/", port=port)
+    try:
+        dana, bob = sign_in(where, "dana"), sign_in(where, "bob")
+        ws, other = overlay(where, dana), overlay(where, bob)
+        result = send_pcm(f"ws://127.0.0.1:{port}/ingest/pcm", wav, PCM_TOKEN, agent="dana", call_id="pcm-1",
+                          replay=Replay())
+        assert result["code"] == 1000, result
+        got = recv_until(ws, "call_summary")
+        kinds = [m["type"] for m in got]
+        assert kinds[0] == "call_start"
+        call_id = got[0]["call_id"]  # the server's id for the stream's call
+        assert any(m["type"] == "cue" and m["kind"] == "wait_for_pause" for m in got)
+        assert got[-1]["cues"] >= 1
+        with pytest.raises(TimeoutError):  # bob's overlay got nothing of dana's call
+            other.recv(timeout=0.5)
+        ws.close()
+        other.close()
+        rows = wait_until(lambda: [r for r in json.loads(get(where, "/calls", dana).data) if r["status"] == "ended"],
+                          "the recorded call", limit=30)
+        assert [(r["id"], r["agent"]) for r in rows] == [(call_id, "dana")] and rows[0]["cues"] >= 1
+        assert json.loads(get(where, "/calls", bob).data) == []
+        assert get(where, f"/calls/{call_id}/audio.flac", bob).status == 403
+        assert get(where, f"/calls/{call_id}/audio.flac", dana).status == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+    proc = start_server(tmp_path, port)  # the agent is still signed in after a restart
+    try:
+        assert get(where, "/", dana).status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

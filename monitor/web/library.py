@@ -97,12 +97,14 @@ def _db(value) -> float | None:
     return round(value, 1) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _day(text: str | None, name: str) -> float | None:
-    """Unix time of a YYYY-MM-DD day's start (the server's local time), None when not given."""
+def _day(text: str | None, name: str, after: int = 0) -> float | None:
+    """Unix time of the start of a YYYY-MM-DD day (`after` days later; the server's local time, daylight
+    saving included), None when not given."""
     if not text:
         return None
     try:
-        return time.mktime(time.strptime(text, "%Y-%m-%d"))
+        day = time.strptime(text, "%Y-%m-%d")
+        return time.mktime((day.tm_year, day.tm_mon, day.tm_mday + after, 0, 0, 0, 0, 0, -1))
     except (ValueError, OverflowError):
         raise ValueError(f"{name} must be a date like 2026-12-01") from None
 
@@ -146,7 +148,7 @@ class LibraryPart:
         query = request.query_params
         try:
             since = _day(query.get("from"), "from")
-            until = _day(query.get("to"), "to")
+            until = _day(query.get("to"), "to", after=1)  # the day after: `to` is inclusive
         except ValueError as error:
             return PlainTextResponse(f"{error}\n", status_code=400)
         agent = query.get("agent") or None
@@ -154,7 +156,7 @@ class LibraryPart:
             if agent is not None and agent != verdict.agent:
                 return JSONResponse([])  # an agent sees only their own calls, whatever they ask for
             agent = verdict.agent
-        rows = await self._read(self._rows, agent, since, None if until is None else until + 86400)
+        rows = await self._read(self._rows, agent, since, until)
         return JSONResponse(rows)
 
     async def to_page(self, request: Request) -> Response:
