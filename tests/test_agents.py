@@ -348,6 +348,8 @@ def test_an_agent_signs_in_and_follows_their_calls_in_chromium(browser, server):
         expect(page.locator("#cue-box")).to_have_attribute("data-idle", "")
         mon.send(cue(0.5, "slow_down", "Slow down"), call_id="b2")
         expect(page.locator("#cue")).to_have_text("Slow down")
+        context.request.post(server.url + "logout")  # signed out elsewhere: the overlay goes back to the login
+        expect(page).to_have_url(server.url + "login")
     finally:
         context.close()
     assert not errors, errors

@@ -146,7 +146,16 @@ function connect() {
     setStatus(false);
     setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    signedOut();
   };
+}
+
+// On the server the stream needs a session: once it has ended (logout, expiry), back to the login page.
+// The loopback overlay of live and demo has no /session at all (404), and stays.
+function signedOut() {
+  fetch("/session", { credentials: "same-origin" })
+    .then((response) => { if (response.status === 401) location.assign("/login"); })
+    .catch(() => {});
 }
 
 // ---- optional chime: a soft sine, off by default ----
