@@ -315,6 +315,14 @@ def test_an_agent_lists_and_opens_only_their_own_calls(server):
     assert get(server, "/calls", None).status == 403
     assert json.loads(get(server, "/calls", bob).data)[0]["id"] == "bob-new"
 
+    # the summaries are kept with the calls: a restarted server lists them without scoring every call again
+    kept = dict((r[0], r[1:]) for r in server.store.db.execute("SELECT call_id, cues, met, total FROM call_summaries"))
+    assert {call_id: kept[call_id][0] for call_id in kept} == {"ann-old": 1, "ann-new": 2, "bob-new": 0}
+    with server.store.db:  # marked, to see that a new library reads it rather than scoring the call again
+        server.store.db.execute("UPDATE call_summaries SET cues = 7 WHERE call_id = 'ann-new'")
+    again = LibraryPart(server.store, server.part.authorize)
+    assert [r["cues"] for r in again._rows("ann", None, None)] == [7, 1]
+
 
 # ---- in the browser ----
 
