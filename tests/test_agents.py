@@ -16,8 +16,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from conftest import free_port
-from floor_server import (PASSWORD, SUPERVISORS, TOKENS, Monitor, call_start, cue, ev, form_login, levels, request,
-                          wait_until)
+from floor_server import (PASSWORD, SUPERVISORS, TOKENS, Monitor, call_start, cue, ev, form_login, levels,  # noqa: F401
+                          redis_port, request, start_hub, wait_until)
 from monitor.config import Config
 from monitor.errors import UsageError
 from monitor.events import Event
@@ -37,11 +37,12 @@ AGENTS = {name: hash_password(AGENT_PASSWORD) for name in ("ann", "bob")}
 class AgentServer:
     """The server's parts that agents use (their overlay, the floor with its logins, the library) on one port."""
 
-    def __init__(self, data_dir, port: int = 0):
+    def __init__(self, data_dir, port: int = 0, redis_url: str | None = None):
         options = WebOptions(port=port)
         self.store = Store(data_dir)
         self.part = FloorPart(FloorPartOptions(tokens=TOKENS, supervisors=SUPERVISORS, agents=AGENTS,
-                                               data_dir=data_dir, monitors=MonitorLimits(rate_per_s=2000.0)))
+                                               data_dir=data_dir, monitors=MonitorLimits(rate_per_s=2000.0),
+                                               redis_url=redis_url))
         parts = [AgentOverlayPart(self.part), self.part, LibraryPart(self.store, self.part.authorize)]
         self.server = WebServer(build_app(options, parts), options)
         self.server.start()
@@ -231,6 +232,23 @@ def test_logout_closes_the_agents_stream(server):
     assert get(server, "/", cookie).status == 302  # and the cookie no longer opens the page
 
 
+def test_an_agent_signed_in_on_another_server_sees_their_call_through_redis(tmp_path, redis_port):
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    hub_a, srv_b = start_hub(redis_url=url), AgentServer(tmp_path / "data", redis_url=url)
+    try:
+        wait_until(lambda: hub_a.stats()["redis"] and srv_b.part.stats()["redis"], "both servers on redis")
+        ws = overlay(srv_b, sign_in(srv_b, "ann"))
+        monitor = Monitor(hub_a, "ann", call_id="far-1")  # the monitor talks to server A
+        monitor.send(call_start("far-1"))
+        monitor.send(cue(1.0))
+        got = recv_until(ws, "cue")
+        assert (got[0]["type"], got[0]["call_id"], got[-1]["text"]) == ("call_start", "far-1", "Speak softly")
+        ws.close()
+    finally:
+        hub_a.stop()
+        srv_b.stop()
+
+
 # ---- desktop monitors: the token says who the agent is ----
 
 @pytest.mark.parametrize("named", ["mallory", None])
@@ -305,7 +323,8 @@ def test_an_agent_lists_and_opens_only_their_own_calls(server):
     assert [r["id"] for r in json.loads(get(server, "/calls?agent=bob", sup).data)] == ["bob-new"]
     today = time.strftime("%Y-%m-%d", time.localtime(now))
     assert {r["id"] for r in json.loads(get(server, f"/calls?from={today}", sup).data)} == {"ann-new", "bob-new"}
-    assert [r["id"] for r in json.loads(get(server, f"/calls?to={time.strftime('%Y-%m-%d', time.localtime(now - 2 * day))}", ann).data)] == ["ann-old"]
+    two_days_ago = time.strftime("%Y-%m-%d", time.localtime(now - 2 * day))
+    assert [r["id"] for r in json.loads(get(server, f"/calls?to={two_days_ago}", ann).data)] == ["ann-old"]
     assert get(server, "/calls?from=yesterday", sup).status == 400
 
     for path in ("/", "/data.json", "/audio.flac", "/report"):
