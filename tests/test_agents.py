@@ -334,6 +334,12 @@ def test_an_agent_lists_and_opens_only_their_own_calls(server):
     assert get(server, "/calls", None).status == 403
     assert json.loads(get(server, "/calls", bob).data)[0]["id"] == "bob-new"
 
+    page = get(server, "/library", ann)  # the same list as a page, links to replay and report
+    assert page.status == 200 and b'href="/calls/ann-new/report"' in page.data and b"bob-new" not in page.data
+    page = get(server, "/library?agent=%3Cb%3E%7Brows%7D", sup).data.decode()  # filters are escaped, once
+    assert 'value="&lt;b&gt;{rows}"' in page and '<p id="none" >' in page
+    assert get(server, "/library", None).status == 403
+
     # the summaries are kept with the calls: a restarted server lists them without scoring every call again
     kept = dict((r[0], r[1:]) for r in server.store.db.execute("SELECT call_id, cues, met, total FROM call_summaries"))
     assert {call_id: kept[call_id][0] for call_id in kept} == {"ann-old": 1, "ann-new": 2, "bob-new": 0}

@@ -17,16 +17,19 @@ A call still being recorded can be replayed: data.json is rebuilt when its event
 from __future__ import annotations
 
 import gzip
+import html
 import inspect
 import json
 import logging
 import math
+import re
 import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -109,6 +112,18 @@ def _day(text: str | None, name: str, after: int = 0) -> float | None:
         raise ValueError(f"{name} must be a date like 2026-12-01") from None
 
 
+def _row_html(call: dict) -> str:
+    """One call as a table row of the list page (every value escaped)."""
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(call["started_at"] or 0))
+    seconds = int(call["duration_s"] or 0)
+    score = call.get("score") or {}
+    link = "/calls/" + quote(call["id"], safe="")
+    cells = [started, call["agent"] or "", f"{seconds // 60}:{seconds % 60:02d}", call["status"] or "",
+             str(call.get("cues", "")), f"{score.get('met', '–')}/{score.get('total', '–')}"]
+    return ("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            + f'<td><a href="{link}/">Replay</a><a href="{link}/report">Report</a></td></tr>')
+
+
 def _public(call: dict) -> dict:
     return {k: v for k, v in call.items() if k != "pid"}
 
@@ -126,6 +141,7 @@ class LibraryPart:
         self._stored: dict | None = None
         self.routes = [
             Route("/calls", self.list_calls, methods=["GET"]),
+            Route("/library", self.list_page, methods=["GET"]),
             Route("/calls/{call_id}", self.to_page, methods=["GET"]),
             Route("/calls/{call_id}/", self.page, methods=["GET"]),
             Route("/calls/{call_id}/data.json", self.data, methods=["GET"]),
@@ -142,6 +158,24 @@ class LibraryPart:
     # -- routes --
 
     async def list_calls(self, request: Request) -> Response:
+        rows = await self._listed(request)
+        return rows if isinstance(rows, Response) else JSONResponse(rows)
+
+    async def list_page(self, request: Request) -> Response:
+        """The list as a page (ui/calls.html, filled in here: the page runs no script), with links to each
+        call's replay and report."""
+        rows = await self._listed(request)
+        if isinstance(rows, Response):
+            return rows
+        query = request.query_params
+        fill = {key: html.escape(query.get(key) or "", quote=True) for key in ("agent", "from", "to")}
+        fill.update(none="hidden" if rows else "", rows="".join(map(_row_html, rows)))
+        body = re.sub(r"\{(agent|from|to|none|rows)\}", lambda m: fill[m.group(1)],  # one pass: nothing filled in
+                      (ui_dir() / "calls.html").read_text())            # is read as a placeholder again
+        return HTMLResponse(body)
+
+    async def _listed(self, request: Request) -> list[dict] | Response:
+        """The calls this request may list, by its filters (`agent`, `from`, `to`), or a refusal."""
         verdict = await self._verdict(request, None)
         if isinstance(verdict, Response):
             return verdict
@@ -154,10 +188,9 @@ class LibraryPart:
         agent = query.get("agent") or None
         if isinstance(verdict, Access) and verdict.agent is not None:
             if agent is not None and agent != verdict.agent:
-                return JSONResponse([])  # an agent sees only their own calls, whatever they ask for
+                return []  # an agent sees only their own calls, whatever they ask for
             agent = verdict.agent
-        rows = await self._read(self._rows, agent, since, until)
-        return JSONResponse(rows)
+        return await self._read(self._rows, agent, since, until)
 
     async def to_page(self, request: Request) -> Response:
         return RedirectResponse(request.url.path + "/", status_code=308)
