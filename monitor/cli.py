@@ -280,7 +280,8 @@ def cmd_server(args) -> int:
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
                                       redis_url=args.redis or None, redact=config.redact)
         # agents' overlays (signed in, their calls from the floor), not the loopback overlay of live/demo
-        parts += [AgentOverlayPart(floor), floor, LibraryPart(store, floor.authorize, config)]
+        library = LibraryPart(store, floor.authorize, config)
+        parts += [AgentOverlayPart(floor, library=library), floor, library]
     parts.append(ingest_part(config, store, parts))  # /ingest/audiohook, /ingest/twilio, /ingest/pcm
     if not options.tls_cert and options.host.strip("[]").lower() not in (*LOOPBACK_NAMES, "::1"):
         print(f"calmline: warning: listening on {options.host} without TLS: passwords, sessions and calls cross "

@@ -43,7 +43,8 @@ class AgentServer:
         self.part = FloorPart(FloorPartOptions(tokens=TOKENS, supervisors=SUPERVISORS, agents=AGENTS,
                                                data_dir=data_dir, monitors=MonitorLimits(rate_per_s=2000.0),
                                                redis_url=redis_url))
-        parts = [AgentOverlayPart(self.part), self.part, LibraryPart(self.store, self.part.authorize)]
+        library = LibraryPart(self.store, self.part.authorize)
+        parts = [AgentOverlayPart(self.part, library=library), self.part, library]
         self.server = WebServer(build_app(options, parts), options)
         self.server.start()
 
@@ -204,6 +205,21 @@ def test_the_next_call_start_is_the_first_message_after_a_summary(server):
     mon.send(call_start("c2"), call_id="c2")
     message = recv(ws)
     assert (message["type"], message["call_id"]) == ("call_start", "c2")
+    ws.close()
+
+
+def test_a_call_recorded_here_gets_its_score_on_the_overlay_after_its_summary(server):
+    record(server.store, "sc-1", "ann", time.time(), cues=1)  # as an ingested call is recorded on the server
+    ws = overlay(server, sign_in(server, "ann"))
+    mon = Monitor(server, "ann", call_id="sc-1")
+    mon.send(call_start("sc-1"))
+    mon.send(cue(1.0))
+    mon.send(ev("call_end", 9.0, parties={}))
+    first = recv_until(ws, "call_summary")[-1]
+    assert "score" not in first and first["cues"] == 1
+    scored = recv(ws)
+    assert scored["type"] == "call_summary" and scored["call_id"] == "sc-1"
+    assert scored["score"]["total"] == 9 and scored["score"]["met"] >= 1  # "Thank you ... I'm sorry": thanked
     ws.close()
 
 
@@ -442,6 +458,8 @@ def test_an_ingested_call_reaches_its_agents_overlay_and_library(tmp_path):
         call_id = got[0]["call_id"]  # the server's id for the stream's call
         assert any(m["type"] == "cue" and m["kind"] == "wait_for_pause" for m in got)
         assert got[-1]["cues"] >= 1
+        scored = recv(ws)  # the recording closed: the summary again, with the scorecard's score
+        assert scored["type"] == "call_summary" and scored["score"]["total"] == 9
         with pytest.raises(TimeoutError):  # bob's overlay got nothing of dana's call
             other.recv(timeout=0.5)
         ws.close()

@@ -5,7 +5,8 @@
 the server every call of every agent reaches the floor (monitor.web.floor_room), so this part streams from
 there: on connect the snapshot of the agent's current call, then every event of that agent's calls as it
 arrives, through the client's own Outbox (levels may be dropped for a slow client, cues and transcripts
-never), and a `call_summary` after each `call_end`. An agent is sent their own calls only. A supervisor may
+never), and a `call_summary` after each `call_end` (sent again with the scorecard's score once a call
+recorded on this server is closed). An agent is sent their own calls only. A supervisor may
 open `/?agent=NAME` to see what that agent sees.
 """
 
@@ -27,6 +28,9 @@ from .outbox import Outbox
 log = logging.getLogger("calmline.agents")
 
 CLOSE_WAIT_S = 5.0
+SCORE_WAIT_S = 30.0
+"""How long after a call's end its recording may take to close before the overlay goes without a score."""
+SCORE_POLL_S = 0.5
 
 
 @dataclass(eq=False)
@@ -63,15 +67,43 @@ class Viewer:
 class AgentOverlayPart:
     """`/` and `/ws` for signed-in agents, over a FloorPart's sessions and floor."""
 
-    def __init__(self, floor_part, queue_size: int = 256):
+    def __init__(self, floor_part, queue_size: int = 256, library=None):
+        """`library` (a LibraryPart): where a call recorded on this server is scored once it ends."""
         self.floor_part = floor_part
         self.queue_size = queue_size
+        self.library = library
         self.routes = [Route("/", self.page, methods=["GET"]), WebSocketRoute("/ws", self.stream)]
+        self._scoring: set[asyncio.Task] = set()
 
     async def startup(self) -> None:
-        pass
+        if self.library is not None:
+            self.floor_part.floor.on_viewed_call_end.append(self._score_later)
+
+    def _score_later(self, call) -> None:
+        task = asyncio.ensure_future(self._score(call.call_id))
+        self._scoring.add(task)
+        task.add_done_callback(self._scoring.discard)
+
+    async def _score(self, call_id: str) -> None:
+        """Once the call's recording is closed, its score goes to the overlays still showing it. A call not
+        recorded here (a desktop monitor records on its own machine) keeps the summary without one."""
+        deadline = asyncio.get_running_loop().time() + SCORE_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                summary = await self.library.summary_of(call_id)
+            except Exception:  # noqa: BLE001 - a score is a nicety: never a fault of the stream
+                log.exception("cannot score call %s", call_id)
+                return
+            if summary == "absent":
+                return
+            if summary is not None:
+                self.floor_part.floor.send_summary(call_id, summary["score"])
+                return
+            await asyncio.sleep(SCORE_POLL_S)
 
     async def shutdown(self) -> None:
+        for task in list(self._scoring):
+            task.cancel()
         for viewers in list(self.floor_part.floor.viewers.values()):
             for viewer in list(viewers):
                 if viewer.sender is not None:

@@ -80,6 +80,8 @@ class Floor:
         """Each agent's current call: the one that started last (an overlay shows one call at a time)."""
         self.cue_counts: dict[str, int] = {}
         """Cues of each call on the floor, for the summary an agent's overlay shows at its end."""
+        self.on_viewed_call_end: list = []
+        """Called with the CallState when a call that an agent's overlay shows ends (the score comes later)."""
 
     def stats(self) -> dict:
         return {"calls": len(self.calls), "supervisors": len(self.supervisors),
@@ -235,18 +237,33 @@ class Floor:
             if not viewers:
                 del self.viewers[viewer.agent]
 
-    def summary(self, call: CallState) -> dict:
-        """What an agent's overlay shows when their call ends: how long, cues, interruptions, talk share."""
+    def summary(self, call: CallState, score: dict | None = None) -> dict:
+        """What an agent's overlay shows when their call ends: how long, cues, interruptions, talk share, and
+        the scorecard's score once the call is recorded here ({met, total}; absent until then)."""
         tile = call.tile()
-        return {"v": 1, "type": "call_summary", "t": round(call.t, 3), "call_id": call.call_id,
-                "cues": self.cue_counts.get(call.call_id, 0), "interruptions": dict(call.interruptions),
-                "share": tile["share"], "wpm": call.wpm}
+        out = {"v": 1, "type": "call_summary", "t": round(call.t, 3), "call_id": call.call_id,
+               "cues": self.cue_counts.get(call.call_id, 0), "interruptions": dict(call.interruptions),
+               "share": tile["share"], "wpm": call.wpm}
+        if score is not None:
+            out["score"] = score
+        return out
+
+    def send_summary(self, call_id: str, score: dict) -> None:
+        """The ended call's summary again, now with its score, to the overlays still showing it."""
+        call = self.calls.get(call_id)
+        if call is None or self.current.get(call.agent) != call_id:
+            return
+        text = dumps(self.summary(call, score))
+        for viewer in list(self.viewers.get(call.agent, ())):
+            viewer.put("call_summary", text)
 
     def _to_viewers(self, call: CallState, msg: EventMessage) -> None:
         kind = msg.event.type
         texts = [(kind, dumps(msg.raw))]
         if kind == "call_end":
             texts.append(("call_summary", dumps(self.summary(call))))
+            for hook in self.on_viewed_call_end:
+                hook(call)
         for viewer in list(self.viewers.get(call.agent, ())):
             for kind_, text in texts:
                 if not viewer.put(kind_, text):

@@ -278,6 +278,19 @@ class LibraryPart:
             rows.append(call)
         return rows
 
+    async def summary_of(self, call_id: str) -> dict | str | None:
+        """{"cues", "score"} of a recorded call once its recording is closed; None while it is still being
+        recorded; "absent" when this store has no such call."""
+        def read():
+            try:
+                call = self.store.call(call_id)
+            except UsageError:
+                return "absent"
+            if call["id"] != call_id:
+                return "absent"
+            return None if call["status"] == "recording" else self._summary(_public(call))
+        return await self._read(read)
+
     def _summary(self, call: dict) -> dict:
         """{"cues": N, "score": {met, total}} of one call."""
         key = (call["status"], call["duration_s"])
