@@ -311,7 +311,7 @@ def cmd_hash_password(args) -> int:
 
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if len(password) < MIN_SECRET_CHARS:
-        raise UsageError(f"a supervisor's password must be at least {MIN_SECRET_CHARS} characters")
+        raise UsageError(f"a password (supervisor's or agent's) must be at least {MIN_SECRET_CHARS} characters")
     print(hash_password(password))
     return 0
 

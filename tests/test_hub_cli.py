@@ -55,7 +55,7 @@ def test_hash_password_command():
                              capture_output=True, text=True, timeout=30)
         assert run.returncode == 2 and run.stdout == ""
         assert run.stderr.strip().splitlines() == [
-            "calmline: error: a supervisor's password must be at least 16 characters"]
+            "calmline: error: a password (supervisor's or agent's) must be at least 16 characters"]
 
 
 def test_a_weak_token_or_a_bad_hash_stops_the_server_at_start(tmp_path):
