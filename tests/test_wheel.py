@@ -104,7 +104,8 @@ def test_the_installed_server_serves_every_page_and_asset(installed, tmp_path):
         for name in names:
             status, kind, body = fetch(base + "ui/" + name)
             assert status == 200 and kind.startswith(TYPES[Path(name).suffix]) and body, name
-        for page, marker in (("", b'id="cue"'), ("login", b"<form")):
+        assert b'id="cue"' in fetch(base + "ui/overlay.html")[2]
+        for page, marker in (("", b"<form"), ("login", b"<form")):  # `/` is the agent's overlay, behind sign-in
             status, kind, body = fetch(base + page)
             assert status == 200 and kind.startswith("text/html") and marker in body, page
     finally:
