@@ -219,7 +219,7 @@ def test_every_response_carries_the_security_headers(app_server):
     answers = [get(port, p) for p in [*routes_with(app_server, "GET"), "/ui/overlay.js", "/nowhere",
                                       f"/calls/{call}/audio.flac"]]
     answers += [get(port, "/", host="attacker.example"), get(port, "/", "Origin: null", method="POST"),
-                request(port, f"GET / HTTP/1.1\nHost: 127.0.0.1:{port}\nCookie: a\nCookie: b\n"),
+                request(port, f"GET / HTTP/1.1\nHost: 127.0.0.1:{port}\nConnection: close\nCookie: a\nCookie: b\n"),
                 handshake(port, "/ws", "Origin: http://attacker.example")]
     for status, headers, _ in answers:
         csp = headers.get("content-security-policy", "")
@@ -227,6 +227,7 @@ def test_every_response_carries_the_security_headers(app_server):
         assert "'unsafe-eval'" not in csp and "script-src 'unsafe-inline'" not in csp
         assert headers.get("x-content-type-options") == "nosniff", (status, headers)
         assert headers.get("referrer-policy") in ("same-origin", "no-referrer"), (status, headers)
+    assert answers[-2][0] == 400 and answers[-2][1].get("connection") == "close"  # the duplicate Cookie
     page = get(port, "/")[1]["content-security-policy"]
     assert "script-src 'self'" in page and "connect-src 'self'" in page
 

@@ -163,7 +163,9 @@ class _SingleHeaders:
                 name = name.lower()
                 if name in SINGLE_HEADERS:
                     if name in seen:
-                        response = PlainTextResponse(f"duplicate {name.decode()} header\n", status_code=400)
+                        # closed after: what follows on this connection could be framed differently by a proxy
+                        response = PlainTextResponse(f"duplicate {name.decode()} header\n", status_code=400,
+                                                     headers={"connection": "close"})
                         return await response(scope, receive, send)
                     seen.add(name)
         await self.app(scope, receive, send)
