@@ -4,11 +4,10 @@ import base64
 import json
 
 import numpy as np
-import pytest
 from twilio.request_validator import RequestValidator
 
 from audio.g711 import ulaw_encode
-from monitor.ingest.actions import Audio, CloseSocket, Ended, Opened
+from monitor.ingest.actions import CloseSocket, Ended, Opened
 from monitor.ingest.timeline import CallTimeline
 from monitor.ingest.twilio import RATE, TwilioStream, signature_ok
 

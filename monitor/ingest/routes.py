@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ from ..events import Event
 from ..library.store import Store
 from ..session.session import CallResult, CallSession
 from ..web.app import origin_optional
+from ..web.outbox import close_websocket
 from . import signature
 from .actions import Audio, CloseSocket, Ended, Opened, Send
 from .audiohook import AudioHookLimits, AudioHookSession
@@ -298,7 +299,7 @@ class IngestPart:
                         message = await ws.receive()
                 except TimeoutError:
                     if closing:
-                        await _close(ws, 1000, "")
+                        await close_websocket(ws, 1000, "")
                         break
                     actions = machine.on_idle(idle)
                 else:
@@ -329,7 +330,7 @@ class IngestPart:
                 except (WebSocketDisconnect, RuntimeError, OSError):
                     pass  # the client went away; its disconnect ends the call
             elif isinstance(action, CloseSocket):
-                await _close(ws, action.code, action.reason)
+                await close_websocket(ws, action.code, action.reason)
                 return run, True
             else:
                 run = self._apply_local([action], run, conn)
@@ -452,11 +453,3 @@ def _headers(ws: WebSocket) -> dict[str, str]:
         key, text = name.decode("latin-1").lower(), value.decode("latin-1")
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
-
-
-async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    reason = reason.encode("utf-8")[:120].decode("utf-8", "ignore")
-    try:
-        await ws.close(code, reason)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        pass

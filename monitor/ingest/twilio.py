@@ -22,8 +22,6 @@ import json
 import logging
 import re
 
-import numpy as np
-
 from audio.g711 import ulaw_decode
 
 from .actions import Audio, CloseSocket, Ended, Opened

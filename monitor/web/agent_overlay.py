@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .app import ui_dir
 from .auth import SUPERVISOR
-from .outbox import Outbox
+from .outbox import Outbox, close_websocket
 
 log = logging.getLogger("calmline.agents")
 
@@ -55,13 +55,7 @@ class Viewer:
         if self.sender is not None:
             self.sender.cancel()
 
-        async def close() -> None:
-            try:
-                await asyncio.wait_for(self.ws.close(code, reason), CLOSE_WAIT_S)
-            except Exception:  # gone already, or never reads
-                pass
-
-        self.closing = asyncio.ensure_future(close())
+        self.closing = asyncio.ensure_future(close_websocket(self.ws, code, reason, CLOSE_WAIT_S))
 
 
 class AgentOverlayPart:

@@ -18,12 +18,13 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..analysis.redact import Redactor
 from ..config import RedactConfig
 from ..events import CallEnd, Event, Transcript
 from .jsonwire import dumps
+from .outbox import close_websocket
 from .ratelimit import TokenBucket
 
 log = logging.getLogger("calmline.monitors")
@@ -195,7 +196,7 @@ class Monitors:
                 if handled % 32 == 0:  # a connection with a deep backlog lets the others in between
                     await asyncio.sleep(0)
                 if conn.closing:
-                    await _close(ws, 1008, "rate limit exceeded")
+                    await close_websocket(ws, 1008, "rate limit exceeded")
                     break
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass
@@ -253,7 +254,7 @@ class Monitors:
             await asyncio.wait_for(ws.send_text(dumps({"type": "error", "reason": reason})), 2.0)
         except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
             pass
-        await _close(ws, 1008, reason)
+        await close_websocket(ws, 1008, reason)
         return None
 
     def _on_message(self, conn: MonitorConnection, text: str) -> None:
@@ -340,13 +341,3 @@ def _small(value) -> bool:
 def _peer(ws: WebSocket) -> str:
     client = ws.client
     return f"{client.host}:{client.port}" if client else "?"
-
-
-async def _close(ws: WebSocket, code: int, reason: str, timeout: float = 2.0) -> None:
-    """Close; a peer that reads nothing does not hold us up for more than `timeout`."""
-    if ws.application_state == WebSocketState.DISCONNECTED:
-        return
-    try:
-        await asyncio.wait_for(ws.close(code, reason), timeout)
-    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-        pass

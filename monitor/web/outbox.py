@@ -16,7 +16,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 
 class Outbox:
@@ -96,3 +96,15 @@ class Outbox:
                 await send(text)
             except (WebSocketDisconnect, OSError, RuntimeError):  # gone, or closed under us
                 return
+
+
+async def close_websocket(ws: WebSocket, code: int, reason: str, timeout: float = 2.0) -> None:
+    """Close with `code` and `reason` (cut to the 123 bytes a close frame allows); a peer that is gone, or
+    reads nothing, holds us up for at most `timeout`."""
+    if ws.application_state == WebSocketState.DISCONNECTED:
+        return
+    reason = reason.encode("utf-8")[:120].decode("utf-8", "ignore")
+    try:
+        await asyncio.wait_for(ws.close(code, reason), timeout)
+    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        pass

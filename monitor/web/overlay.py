@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 
 from .app import WebOptions, WebServer, build_app, ui_dir
 from .jsonwire import dumps
-from .outbox import Outbox
+from .outbox import Outbox, close_websocket
 
 log = logging.getLogger("calmline.overlay")
 
@@ -125,13 +125,7 @@ class OverlayPart:
         if client.sender is not None:
             client.sender.cancel()
 
-        async def close() -> None:
-            try:
-                await asyncio.wait_for(client.ws.close(code, reason), CLOSE_WAIT_S)
-            except Exception:  # gone already, or never reads: the connection ends with the server's timeouts
-                pass
-
-        client.closing = asyncio.ensure_future(close())
+        client.closing = asyncio.ensure_future(close_websocket(client.ws, code, reason, CLOSE_WAIT_S))
 
 
 class OverlayServer:

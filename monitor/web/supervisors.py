@@ -9,10 +9,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .jsonwire import dumps
-from .outbox import Outbox
+from .outbox import Outbox, close_websocket
 
 log = logging.getLogger("calmline.floor")
 
@@ -63,7 +63,7 @@ class Supervisor:
         self.outbox.clear()
         self.dirty.clear()
         self.wake.set()
-        asyncio.ensure_future(_close(self.ws, code, reason))
+        asyncio.ensure_future(close_websocket(self.ws, code, reason))
 
     def _tiles(self) -> list[str]:
         """The changed tiles, each as only what changed for this supervisor."""
@@ -106,12 +106,3 @@ class Supervisor:
                 await self.ws.send_text("\n".join(parts))
             except (WebSocketDisconnect, RuntimeError, OSError):
                 return
-
-
-async def _close(ws: WebSocket, code: int, reason: str, timeout: float = 2.0) -> None:
-    if ws.application_state == WebSocketState.DISCONNECTED:
-        return
-    try:
-        await asyncio.wait_for(ws.close(code, reason), timeout)
-    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
-        pass
