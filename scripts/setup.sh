@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(python3 python3-venv python3-dev espeak-ng libportaudio2 libasound2-plugins libsndfile1 chromium pulseaudio pulseaudio-utils sox redis-server openssl nodejs)
+APT_PACKAGES=(python3 python3-venv python3-dev espeak-ng libportaudio2 libasound2-plugins libsndfile1 chromium pulseaudio pulseaudio-utils sox redis-server postgresql openssl nodejs)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
