@@ -141,7 +141,35 @@ class Cue(Event):
     text: str = ""
     reason: str = ""
     rank: int = 0
+    held: bool = False
+    """True: the cue stays up until a `cue_end` of its kind (the monitor hears when its behaviour is over);
+    False (recorded before cue_end existed): pages let it go after a few seconds."""
     type = "cue"
+
+
+@dataclass
+class CueEnd(Event):
+    """The behaviour behind the `kind` cue is over at `t`: pages take it down, and a lower cue it pushed aside
+    shows again. `done`: the agent did what it asked (paused, spoke softer, acknowledged); `note`: a short
+    positive note to show for a moment ("" unless [cues] praise is on)."""
+
+    kind: str = ""
+    done: bool = False
+    note: str = ""
+    type = "cue_end"
+
+
+@dataclass
+class Stats(Event):
+    """The call so far, sent every [loudness] stats_every_s: each party's talk time (open spurts included), the
+    agent's share of it, each party's recent pace and the kinds of the cues up now, so that a page opened
+    mid-call shows what the server measured, not what it saw since it opened."""
+
+    talk_s: dict[str, float] = field(default_factory=dict)
+    share: float | None = None
+    wpm: dict[str, float | None] = field(default_factory=dict)
+    cues: list[str] = field(default_factory=list)
+    type = "stats"
 
 
 @dataclass
@@ -199,12 +227,12 @@ PARTY_FIELDS = {"party", "by", "before", "after"}
 RANGES = {
     "t": (0.0, 1e6), "start": (0.0, 1e6), "end": (0.0, 1e6), "at": (0.0, 1e6), "duration": (0.0, 1e6),
     "overlap_s": (0.0, 1e6), "started_at": (0.0, 1e11), "loudness_dbfs": (-200.0, 100.0),
-    "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000),
+    "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000), "talk_s": (0.0, 1e6), "share": (0.0, 1.0),
 }
 """Sane ranges of numbers by field (audio seconds up to 11 days, dBFS, words per minute); others +-1e9."""
 TEXT_LIMITS = {"text": 4000, "reason": 1000, "message": 1000, "source": 1000}
 """Longest string per field; others 200 characters."""
-LIST_LIMITS = {"words": 2000}
+LIST_LIMITS = {"words": 2000, "cues": 32}
 """Most items per list field; others 8."""
 NUMBER_LIMIT = 1e9
 
