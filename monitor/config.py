@@ -42,6 +42,7 @@ class LoudnessConfig:
     baseline_tau_s: float = 60.0
     baseline_freeze_db: float = 4.0
     levels_every_s: float = 0.2
+    stats_every_s: float = 1.0
 
 
 @dataclass
@@ -140,6 +141,11 @@ class CuesConfig:
     acknowledge: AcknowledgeConfig = field(default_factory=AcknowledgeConfig)
     let_them_talk: LetThemTalkConfig = field(default_factory=LetThemTalkConfig)
     pause_first: PauseFirstConfig = field(default_factory=PauseFirstConfig)
+    clear_s: float = 1.0
+    min_show_s: float = 2.0
+    show_s: float = 6.0
+    max_show_s: float = 30.0
+    praise: bool = False
 
 
 @dataclass
@@ -306,6 +312,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "vad.bleed_margin_db": (0, 60), "vad.own_voice_margin_db": (0, 60),
     "loudness.short_term_s": (0.1, 30), "loudness.baseline_tau_s": (1, 3600),
     "loudness.baseline_freeze_db": (0, 60), "loudness.levels_every_s": (0.05, 10),
+    "loudness.stats_every_s": (0.1, 60),
+    "cues.clear_s": (0, 30), "cues.min_show_s": (0, 30), "cues.show_s": (0.5, 120), "cues.max_show_s": (1, 3600),
     "conversation.backchannel_max_s": (0, 10), "conversation.interruption_overlap_s": (0, 10),
     "conversation.min_overlap_s": (0, 10), "conversation.resume_gap_s": (0, 10),
     "cues.wait_for_pause.cooldown_s": (0, 3600),
