@@ -14,6 +14,11 @@ gives back the moment writing fails.
 
 Recordings are private: the data directory and its audio folder are 0700, every file in them 0600
 (the database's -wal and -shm files take the database's mode), whatever the umask.
+
+`open_store(data_dir, url)` picks the backend: this SQLite file (the default, nothing to set up), or with
+`[store] url = "postgresql://..."` one library for several servers (monitor/library/pg.py; docs/scale.md).
+Either way the audio is in the data directory, which servers sharing a library share too. The rest of
+calmline sees only `Store`'s methods and `CallRecorder`; the SQL behind them is the backend's.
 """
 
 from __future__ import annotations
@@ -56,7 +61,11 @@ CREATE TABLE IF NOT EXISTS metrics (
     agent_wpm REAL, customer_wpm REAL
 );
 CREATE INDEX IF NOT EXISTS metrics_call ON metrics (call_id, t);
+CREATE TABLE IF NOT EXISTS call_summaries (
+    call_id TEXT PRIMARY KEY, status TEXT, duration_s REAL, cues INTEGER, met INTEGER, total INTEGER
+);
 """ + REDACTIONS
+CALL_COLUMNS = ("id", "agent", "started_at", "duration_s", "source", "status", "pid", "audio")
 
 
 def default_data_dir() -> Path:
@@ -67,6 +76,22 @@ def default_data_dir() -> Path:
 def resolve_data_dir(option: str | None, configured: str) -> Path:
     """--data-dir, else $CALMLINE_DATA_DIR, else [store] data_dir, else ~/.local/share/calmline."""
     return Path(option or os.environ.get("CALMLINE_DATA_DIR") or configured or default_data_dir())
+
+
+def resolve_store_url(option: str | None, configured: str) -> str:
+    """--store-url, else $CALMLINE_STORE_URL, else [store] url; empty: the SQLite file in the data directory."""
+    return option or os.environ.get("CALMLINE_STORE_URL") or configured or ""
+
+
+def open_store(data_dir: Path, url: str = "") -> Store:
+    """The call library: SQLite in `data_dir`, or PostgreSQL at `url` (audio in `data_dir` either way)."""
+    if not url:
+        return Store(data_dir)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"[store] url: {url.split('://')[0]!r} is not supported (postgresql://... or empty)")
+    from .pg import PgStore
+
+    return PgStore(data_dir, url)
 
 
 class Store:
@@ -131,12 +156,49 @@ class Store:
 
     def redactions(self, call_id: str) -> list[dict]:
         """Where the call's transcripts were redacted: party, start, end, label, silenced (in the audio)."""
-        rows = self._query("SELECT party, start, end, label, silenced FROM redactions WHERE call_id = ? "
+        rows = self._query('SELECT party, start, "end", label, silenced FROM redactions WHERE call_id = ? '
                            "ORDER BY start", (call_id,))
         return [dict(zip(("party", "start", "end", "label", "silenced"), (*r[:4], bool(r[4])))) for r in rows]
 
     def audio_path(self, call: dict) -> Path:
         return self.dir / "audio" / call["audio"]
+
+    def list_calls(self, agent: str | None = None, since: float | None = None,
+                   until: float | None = None) -> list[dict]:
+        """Calls (newest first) of `agent`, started in [since, until); a dead recorder's call mended."""
+        sql, args = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE 1 = 1", []
+        for clause, value in (("agent = ?", agent), ("started_at >= ?", since), ("started_at < ?", until)):
+            if value is not None:
+                sql, args = f"{sql} AND {clause}", [*args, value]
+        calls = []
+        for row in self._query(sql + " ORDER BY started_at DESC", tuple(args)):
+            call = dict(zip(CALL_COLUMNS, row))
+            calls.append(self.call(call["id"]) if call["status"] == "recording" else call)
+        return calls
+
+    def events_json(self, call_id: str, levels: bool = True) -> list[dict]:
+        """The call's events in order (without `levels` when not wanted: the list's scoring skips them)."""
+        sql = "SELECT json FROM events WHERE call_id = ?" + ("" if levels else " AND type != 'levels'")
+        return [json.loads(row[0]) for row in self._query(sql + " ORDER BY seq", (call_id,))]
+
+    def summaries(self) -> dict[str, tuple]:
+        """Kept list summaries: call id -> (status, duration_s, cues, met, total); those of deleted calls go."""
+        self._write("DELETE FROM call_summaries WHERE call_id NOT IN (SELECT id FROM calls)")
+        return {row[0]: tuple(row[1:]) for row in
+                self._query("SELECT call_id, status, duration_s, cues, met, total FROM call_summaries")}
+
+    def keep_summary(self, call_id: str, status: str, duration_s: float, cues: int, met: int, total: int) -> None:
+        self._write("INSERT OR REPLACE INTO call_summaries VALUES (?, ?, ?, ?, ?, ?)",
+                    (call_id, status, duration_s, cues, met, total))
+
+    def _write(self, sql: str, args: tuple = ()) -> None:
+        """One statement in its own transaction; raises the backend's error (callers decide how much it matters)."""
+        with self.db:
+            self.db.execute(sql, args)
+
+    def writer(self) -> "SqliteWriter":
+        """A recorder's own connection (see CallRecorder)."""
+        return SqliteWriter(self.dir / "calls.db")
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
@@ -175,10 +237,8 @@ class Store:
         duration = max(last, frames / SAMPLE_RATE)
         (self.dir / "audio" / f"{call['id']}.reserve").unlink(missing_ok=True)
         try:
-            with self.db:
-                self.db.execute("UPDATE calls SET status = 'interrupted', duration_s = ? WHERE id = ?",
-                                (duration, call["id"]))
-        except sqlite3.Error as exc:  # a full disk or a read-only store: shown mended, mended for good later
+            self._write("UPDATE calls SET status = 'interrupted', duration_s = ? WHERE id = ?", (duration, call["id"]))
+        except Exception as exc:  # noqa: BLE001  # a full disk or a read-only store: shown mended, mended for good later
             log.warning("%s: call %s not mended yet (%s)", self.dir, call["id"], exc)
         return {**call, "status": "interrupted", "duration_s": duration}
 
@@ -186,7 +246,7 @@ class Store:
         """A mended call's audio silenced over its stored redactions (its recorder died holding them);
         audio that cannot be silenced is deleted rather than kept."""
         try:
-            silence_stored(path, self._query("SELECT start, end FROM redactions WHERE call_id = ? AND silenced",
+            silence_stored(path, self._query('SELECT start, "end" FROM redactions WHERE call_id = ? AND silenced',
                                              (call_id,)))
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: cannot silence its redacted words (%s); audio deleted", path, exc)
@@ -197,11 +257,10 @@ class Store:
         """Delete calls that started more than `older_than_days` ago, with their events and audio."""
         cutoff = time.time() - older_than_days * 86400
         rows = self._query("SELECT id, audio FROM calls WHERE started_at < ? AND status != 'recording'", (cutoff,))
-        with self.db:
-            for call_id, audio in rows:
-                for table, key in (("events", "call_id"), ("metrics", "call_id"), ("redactions", "call_id"),
-                                   ("calls", "id")):
-                    self.db.execute(f"DELETE FROM {table} WHERE {key} = ?", (call_id,))
+        for call_id, audio in rows:
+            for table, key in (("events", "call_id"), ("metrics", "call_id"), ("redactions", "call_id"),
+                               ("call_summaries", "call_id"), ("calls", "id")):
+                self._write(f"DELETE FROM {table} WHERE {key} = ?", (call_id,))
         for _, audio in rows:
             (self.dir / "audio" / audio).unlink(missing_ok=True)
         return [row[0] for row in rows]
@@ -242,7 +301,7 @@ class CallRecorder:
         self.duration = 0.0
         self._reserve = store.dir / "audio" / f"{call_id}.reserve"
         self._held = None  # the reserve, open and locked while this recorder records (see Store._recording)
-        self.db: sqlite3.Connection | None = None
+        self.db = None  # the backend's writer: SqliteWriter here, pg.QueuedWriter for PostgreSQL
         self._guard(self._open, source, started_at, agent or getpass.getuser())
 
     def _open(self, source, started_at, agent):
@@ -254,11 +313,8 @@ class CallRecorder:
         fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._held.write(bytes(RESERVE_BYTES))
         self._held.flush()
-        # its own connection, waiting only briefly for another writer's lock: see _commit
-        self.db = sqlite3.connect(str(self.store.dir / "calls.db"), timeout=BUSY_WAIT_S, check_same_thread=False)
-        with self.db:
-            self.db.execute("INSERT INTO calls VALUES (?, ?, ?, 0, ?, 'recording', ?, ?)",
-                                  (self.call_id, agent, started_at, source, os.getpid(), name))
+        self.db = self.store.writer()
+        self.db.begin((self.call_id, agent, started_at, 0.0, source, "recording", os.getpid(), name))
         self.audio = FlacWriter(self.store.dir / "audio" / name, SAMPLE_RATE, 2)
         self.redaction = AudioRedaction(self.audio.write, self.redact_audio, self.hold_s)
 
@@ -293,10 +349,7 @@ class CallRecorder:
 
     def _commit(self) -> None:
         try:
-            with self.db:
-                self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", self._pending)
-                self.db.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._metrics)
-                self.db.executemany("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?)", self._spans)
+            self.db.commit(self._pending, self._metrics, self._spans)
         except sqlite3.OperationalError as exc:
             # Another writer holds the lock (a purge, a mend, a checkpoint under load): keep the rows and
             # try again next time instead of giving the recording up for good.
@@ -346,9 +399,7 @@ class CallRecorder:
         deadline = time.monotonic() + BUSY_GIVE_UP_S
         while True:
             try:
-                with self.db:
-                    self.db.execute("UPDATE calls SET status = ?, duration_s = ? WHERE id = ?",
-                                    (status, self.duration, self.call_id))
+                self.db.finish(self.call_id, status, self.duration)
                 return
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or time.monotonic() > deadline:
@@ -382,6 +433,31 @@ class CallRecorder:
                 step()
             except Exception as exc:  # noqa: BLE001 - the problem is reported already
                 log.debug("%s: %s", self.store.dir, _reason(exc, self.store.dir))
+
+
+class SqliteWriter:
+    """A recorder's own SQLite connection, waiting only briefly for another writer's lock (CallRecorder._commit
+    keeps the rows and tries again when the database is busy)."""
+
+    def __init__(self, db: Path):
+        self.con = sqlite3.connect(str(db), timeout=BUSY_WAIT_S, check_same_thread=False)
+
+    def begin(self, call: tuple) -> None:
+        with self.con:
+            self.con.execute("INSERT INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)", call)
+
+    def commit(self, events: list, metrics: list, spans: list) -> None:
+        with self.con:
+            self.con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", events)
+            self.con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", metrics)
+            self.con.executemany("INSERT INTO redactions VALUES (?, ?, ?, ?, ?, ?)", spans)
+
+    def finish(self, call_id: str, status: str, duration: float) -> None:
+        with self.con:
+            self.con.execute("UPDATE calls SET status = ?, duration_s = ? WHERE id = ?", (status, duration, call_id))
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _reason(exc: Exception, where: Path) -> str:

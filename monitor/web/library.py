@@ -19,11 +19,9 @@ from __future__ import annotations
 import gzip
 import html
 import inspect
-import json
 import logging
 import math
 import re
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -53,11 +51,8 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
 CACHED_CALLS = 8
 CACHED_SCORES = 10000
 """Summaries kept in memory for the list (a few hundred bytes each); an ended call's never changes."""
-CALL_COLUMNS = ("id", "agent", "started_at", "duration_s", "source", "status", "pid", "audio")
-SUMMARIES = """CREATE TABLE IF NOT EXISTS call_summaries (
-    call_id TEXT PRIMARY KEY, status TEXT, duration_s REAL, cues INTEGER, met INTEGER, total INTEGER)"""
-"""Each ended call's cue count and score as the list shows them, kept with the calls (the library's own table;
-a summary whose call is gone is deleted when a server first lists calls)."""
+# Each ended call's cue count and score as the list shows them are kept with the calls (the store's
+# call_summaries table; a summary whose call is gone is deleted when a server first lists calls).
 
 
 @dataclass(frozen=True)
@@ -260,19 +255,9 @@ class LibraryPart:
     def _rows(self, agent: str | None, since: float | None, until: float | None) -> list[dict]:
         """The list's rows (runs under the lock): each call with its cue count and its score ({met, total}: the
         scorecard's), worked out once per version of the call and kept (in memory, and in the store's
-        SUMMARIES table for ended calls, so a restarted server does not score every call again)."""
-        sql, args = f"SELECT {', '.join(CALL_COLUMNS)} FROM calls WHERE 1", []
-        if agent is not None:
-            sql, args = sql + " AND agent = ?", [*args, agent]
-        if since is not None:
-            sql, args = sql + " AND started_at >= ?", [*args, since]
-        if until is not None:
-            sql, args = sql + " AND started_at < ?", [*args, until]
+        call_summaries table for ended calls, so a restarted server does not score every call again)."""
         rows = []
-        for row in self.store._query(sql + " ORDER BY started_at DESC", tuple(args)):
-            call = dict(zip(CALL_COLUMNS, row))
-            if call["status"] == "recording":
-                call = self.store.call(call["id"])  # mends the call of a recorder that died
+        for call in self.store.list_calls(agent, since, until):  # mends the call of a recorder that died
             call = _public(call)
             call.update(self._summary(call))
             rows.append(call)
@@ -298,8 +283,7 @@ class LibraryPart:
         if cached is None:
             cached = self._stored_summaries().get(call["id"])
         if cached is None or cached[0] != key:
-            events = [json.loads(row[0]) for row in self.store._query(
-                "SELECT json FROM events WHERE call_id = ? AND type != 'levels' ORDER BY seq", (call["id"],))]
+            events = self.store.events_json(call["id"], levels=False)
             card = score_call(events, self.config)
             summary = {"cues": sum(1 for e in events if e.get("type") == "cue"),
                        "score": {"met": card["met"], "total": card["total"]}}
@@ -317,23 +301,16 @@ class LibraryPart:
         if self._stored is None:
             self._stored = {}
             try:
-                with self.store.db:
-                    self.store.db.execute(SUMMARIES)
-                    self.store.db.execute("DELETE FROM call_summaries WHERE call_id NOT IN (SELECT id FROM calls)")
-                for call_id, status, duration, cues, met, total in self.store.db.execute(
-                        "SELECT call_id, status, duration_s, cues, met, total FROM call_summaries"):
+                for call_id, (status, duration, cues, met, total) in self.store.summaries().items():
                     self._stored[call_id] = ((status, duration), {"cues": cues, "score": {"met": met, "total": total}})
-            except sqlite3.Error as error:
+            except Exception as error:  # noqa: BLE001 - the backend's error
                 log.warning("%s: call summaries are not kept across restarts (%s)", self.store.dir, error)
         return self._stored
 
     def _keep_summary(self, call_id: str, key: tuple, summary: dict) -> None:
         try:
-            with self.store.db:
-                self.store.db.execute("INSERT OR REPLACE INTO call_summaries VALUES (?, ?, ?, ?, ?, ?)",
-                                      (call_id, *key, summary["cues"], summary["score"]["met"],
-                                       summary["score"]["total"]))
-        except sqlite3.Error:  # a full disk or a read-only store: kept in memory only
+            self.store.keep_summary(call_id, *key, summary["cues"], summary["score"]["met"], summary["score"]["total"])
+        except Exception:  # noqa: BLE001 - a full disk or a read-only store: kept in memory only
             pass
 
     async def _read(self, fn, *args):
