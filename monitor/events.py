@@ -220,6 +220,19 @@ class StoreStatus(Event):
     type = "store"
 
 
+@dataclass
+class Note(Event):
+    """A supervisor's word to the agent during the call (`sender`), from the floor to the agent's overlay and
+    kept with the call: a short `text`, or a preset coaching `card` (its key; `text` then holds its words).
+    Only the server makes these (monitor.web.notes): a monitor sending one is refused."""
+
+    id: int = 0
+    sender: str = ""
+    text: str = ""
+    card: str = ""
+    type = "note"
+
+
 # ---- the JSON form parsed back, checked field by field ----
 
 PARTY_FIELDS = {"party", "by", "before", "after"}
