@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--json", action="store_true", help="print the report as JSON")
     analyze.add_argument("--events", metavar="FILE", help="write every event as JSON Lines to FILE")
     analyze.add_argument("--no-transcribe", action="store_true", help="acoustic analysis only (fast)")
+    analyze.add_argument("--progress-every", type=float, default=10.0, metavar="S",
+                         help="when stderr is not a terminal, a progress line every S seconds (default 10)")
+    _summary_args(analyze)
     analyze.set_defaults(handler=cmd_analyze)
 
     demo = sub.add_parser("demo", help="replay a call (default: the bundled demo call) in real time to the overlay")
@@ -63,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     _live_args(demo)
     demo.add_argument("--loop", action="store_true", help="replay again and again until interrupted")
     demo.add_argument("--linger", type=float, default=0.0, metavar="S", help="keep serving S seconds after the call")
+    demo.add_argument("--wait", type=float, default=DEMO_WAIT_S, metavar="S",
+                      help=f"wait up to S seconds for an overlay to connect before starting (default {DEMO_WAIT_S:g}; "
+                           "0: start at once)")
+    _summary_args(demo)
     demo.set_defaults(handler=cmd_demo)
 
     live = sub.add_parser("live", help="monitor a live call from audio devices")
@@ -91,8 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     hash_pw = sub.add_parser("hash-password", help="make a salted password hash for [hub.supervisors] or [hub.agents]")
     hash_pw.set_defaults(handler=cmd_hash_password)
 
-    calls = sub.add_parser("calls", help="list recorded calls")
-    calls.add_argument("--json", action="store_true")
+    calls = sub.add_parser("calls", help="list recorded calls, newest first")
+    calls.add_argument("--json", action="store_true", help="the same rows as JSON")
+    calls.add_argument("--agent", metavar="NAME", help="only this agent's calls")
+    calls.add_argument("--since", metavar="YYYY-MM-DD", help="only calls started on or after this day")
+    calls.add_argument("--until", metavar="YYYY-MM-DD", help="only calls started on or before this day")
     calls.set_defaults(handler=cmd_calls)
 
     report = sub.add_parser("report", help="write a recorded call's report (HTML, or --json) with its scorecard")
@@ -117,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: $CALMLINE_DATA_DIR or ~/.local/share/calmline)")
     for command in (analyze, demo, live):
         command.add_argument("--no-record", action="store_true", help="do not record this call")
+        command.add_argument("--agent-name", metavar="NAME", help="the agent the call is recorded under "
+                             "(default: [store] agent_name, else 'demo' for demo, 'unknown' for analyze and "
+                             "your login name for live)")
     return parser
 
 
@@ -127,6 +140,11 @@ def _live_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to serve the overlay on (default 8765)")
     parser.add_argument("--events", metavar="FILE", help="also write every event as JSON Lines to FILE")
     parser.add_argument("--no-transcribe", action="store_true", help="acoustic analysis only")
+
+
+def _summary_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="the full lists after the call: every interruption, cue and transcript line")
 
 
 def _call_args(parser: argparse.ArgumentParser) -> None:
@@ -161,39 +179,125 @@ def _warn(message: str) -> None:
 
 def cmd_analyze(args) -> int:
     config = load_config(args.config)
+    _agent_name(args, config, "unknown")
     call, source = open_call(args, config)
-    total = call.duration_s
-    progress = Progress(total) if sys.stderr.isatty() and total > 60 else None
-    session = _session(args, config, source, progress=progress.update if progress else None)
-    report = session.run(call.frames()).report
-    if progress:
+    if args.progress_every <= 0:
+        raise UsageError("--progress-every must be more than 0 seconds")
+    progress = Progress(call.duration_s, every_s=args.progress_every)
+    session = _session(args, config, source, progress=progress.update)
+    try:
+        result = session.run(call.frames())
+    finally:
         progress.done()
-    print(json.dumps(report, indent=2) if args.json else format_summary(report))
+    if args.json:
+        print(json.dumps(result.report, indent=2))
+    else:
+        print(_summary(result, config, recorded=session.store is not None, verbose=args.verbose))
     return 0
 
 
+def _summary(result, config: Config, recorded: bool, verbose: bool = False) -> str:
+    """The end of a call on a terminal: a few counts, the score, its id and what to run next; the full lists
+    (every interruption, cue and line) only with --verbose."""
+    from .library.scorecard import score_call
+
+    report = result.report
+    card = score_call([e.to_dict() for e in result.events], config)
+    lines = [format_summary(report)] if verbose else [_short(report)]
+    lines.append(f"Scorecard: {card['met']} of {card['total']} met")
+    if recorded:
+        lines += [f"Call id: {result.call_id}",
+                  f"Next: calmline replay {result.call_id}    (audio, timeline, transcript in the browser)",
+                  f"      calmline report {result.call_id}    (HTML report with the scorecard)"]
+    else:
+        lines.append(f"Call id: {result.call_id} (not recorded)")
+    if not verbose:
+        lines.append("Every interruption, cue and line: --verbose (or --json)")
+    return "\n".join(lines)
+
+
+def _short(report: dict) -> str:
+    """The counts of a report: duration, each party's talk, loudness, pace and interruptions, cue kinds."""
+    lines = [f"Call of {_clock(report['duration_s'])} (m:ss): {len(report['cues'])} cues, "
+             f"{len(report['interruptions'])} interruptions, {len(report['overlaps'])} overlaps, "
+             f"{len(report['transcript'])} transcript lines"]
+    total = sum(p["talk_s"] for p in report["parties"].values()) or 1.0
+    for name, p in report["parties"].items():
+        loud = "-" if p["loudness_dbfs"] is None else f"{p['loudness_dbfs']:.1f} dBFS"
+        wpm = "" if p["wpm"] is None else f", {p['wpm']:.0f} wpm"
+        lines.append(f"  {name:<9} talked {p['talk_s']:6.1f} s ({100 * p['talk_s'] / total:3.0f}%), "
+                     f"loudness {loud}{wpm}, cut in {p['interruptions']} times")
+    kinds: dict[str, int] = {}
+    for c in report["cues"]:
+        kinds[c["text"]] = kinds.get(c["text"], 0) + 1
+    if kinds:
+        lines.append("  cues: " + ", ".join(f"{text} x{n}" for text, n in sorted(kinds.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def _agent_name(args, config: Config, default: str) -> None:
+    """Who the call is recorded under: --agent-name, else [store] agent_name, else `default` (a file's
+    agent is unknown, and the demo's is nobody: the login name, often root, would be wrong)."""
+    name = (getattr(args, "agent_name", None) or "").strip()
+    if getattr(args, "agent_name", None) is not None and not name:
+        raise UsageError("--agent-name must not be empty")
+    config.store.agent_name = name or config.store.agent_name or default
+
+
 def cmd_demo(args) -> int:
-    """Replay a call file in real time through exactly the live path: same pipeline, server and overlay."""
+    """Replay a call file in real time through exactly the live path: same pipeline, server and overlay.
+    It waits (up to --wait) for an overlay to connect, so that whoever opens the page sees the call from
+    its start; when it ends it tells the overlay so, instead of leaving it reconnecting."""
     config = load_config(args.config)
+    _agent_name(args, config, "demo")
+    if args.wait < 0 or args.linger < 0:
+        raise UsageError("--wait and --linger take seconds, 0 or more")
     call, source = open_call(args, config, default=DEMO_CALL)
     hub = _publisher(args, config)
-    publish = Publishers(_serve(args, config), hub)
+    overlay = _serve(args, config)
+    publish = Publishers(overlay, hub)
     stop = Stop.on_signals()
     store = _call_store(args, config)  # one store for every round of a loop: a store per round leaked its files
     try:
-        while True:
+        _wait_for_overlay(overlay, args.wait, stop)
+        while not stop.flag.is_set():
             result = _session(args, config, source, live=True, publish=(publish,), store=store).run(
                 paced(call.frames(), SAMPLE_RATE))
-            if not args.loop or stop.flag.is_set():
+            print(_summary(result, config, recorded=store is not None, verbose=args.verbose), flush=True)
+            if not args.loop:
                 break
-        print(format_summary(result.report))
+            print("calmline: --loop: the call starts again (Ctrl-C to stop)", file=sys.stderr, flush=True)
         if args.linger and not stop.flag.is_set():
+            print(f"calmline: the overlay stays up {args.linger:g} s", file=sys.stderr, flush=True)
             stop.flag.wait(args.linger)
     finally:
+        overlay.farewell(DEMO_ENDED)
         publish.stop()
         if store is not None:
             store.close()
     return 0
+
+
+DEMO_WAIT_S = 60.0
+"""How long `demo` waits for the first overlay before it starts anyway (--wait)."""
+DEMO_ENDED = "The demo has ended. Run calmline demo again to watch another call."
+
+
+def _wait_for_overlay(overlay, seconds: float, stop: Stop) -> None:
+    """Hold the call until an overlay connects, saying so; after `seconds`, start anyway."""
+    if seconds <= 0 or overlay.client_count:
+        return
+    print(f"calmline: waiting for the overlay: open {overlay.url} (the call starts when it connects, "
+          f"or in {seconds:g} s anyway)", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + seconds
+    while not overlay.client_count and not stop.flag.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            print(f"calmline: no overlay after {seconds:g} s; starting anyway", file=sys.stderr, flush=True)
+            return
+        stop.flag.wait(min(0.1, left))
+    if overlay.client_count:
+        print("calmline: overlay connected; the call starts", file=sys.stderr, flush=True)
 
 
 def cmd_live(args) -> int:
@@ -201,6 +305,7 @@ def cmd_live(args) -> int:
     from audio.devices import CaptureOptions, DeviceCapture
 
     config = load_config(args.config)
+    _agent_name(args, config, "")  # empty: the recorder stores the login name of whoever sits at the headset
     inputs = _inputs(args, config)
     capture = DeviceCapture(inputs, CaptureOptions())
     capture.start()  # a missing device is an error before anything is served
@@ -213,12 +318,13 @@ def cmd_live(args) -> int:
         publish = Publishers(_serve(args, config), hub)
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
         try:
-            result = _session(args, config, source, live=True, publish=(publish,)).run(capture.read())
+            session = _session(args, config, source, live=True, publish=(publish,))
+            result = session.run(capture.read())
         finally:
             publish.stop()
     finally:
         capture.stop()
-    print(format_summary(result.report))
+    print(_summary(result, config, recorded=session.store is not None))
     return 0
 
 
@@ -342,16 +448,38 @@ def _publisher(args, config: Config):
     return publisher
 
 
+CALLS_HEADER = ("ID", "AGENT", "START", "DURATION", "CUES", "INTERRUPTIONS", "SCORE", "STATUS")
+
+
 def cmd_calls(args) -> int:
-    store = _store(args)
-    calls = store.calls()
+    """The recorded calls, newest first, as a table with a header (or --json: the same rows), by agent and day."""
+    from .web.library import LibraryPart, day_start
+
+    config = load_config(args.config)
+    try:
+        since = day_start(args.since, "--since")
+        until = day_start(args.until, "--until", after=1)  # --until names the last day listed
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    store = _store(args, config)
+    calls = LibraryPart(store, config=config).rows(args.agent, since, until)
     if args.json:
         print(json.dumps(calls, indent=2))
-    elif not calls:
-        print(f"no recorded calls in {store.dir}")
-    for c in [] if args.json else calls:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(c["started_at"]))
-        print(f"{c['id']}  {when}  {_clock(c['duration_s'])}  {c['agent']:<12} {c['status']:<11} {c['source']}")
+        return 0
+    if not calls:
+        print(f"no recorded calls in {store.dir}" + (" that match" if args.agent or since or until else ""))
+        return 0
+    rows = [CALLS_HEADER]
+    for c in calls:
+        score = c.get("score") or {}
+        rows.append((c["id"], c["agent"] or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(c["started_at"] or 0)),
+                     _clock(c["duration_s"] or 0), str(c.get("cues", "-")), str(c.get("interruptions", "-")),
+                     f"{score.get('met', '-')}/{score.get('total', '-')}", c["status"] or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(CALLS_HEADER))]
+    right = {"DURATION", "CUES", "INTERRUPTIONS", "SCORE"}
+    for r in rows:
+        print("  ".join(cell.rjust(w) if name in right else cell.ljust(w)
+                        for cell, w, name in zip(r, widths, CALLS_HEADER)).rstrip())
     return 0
 
 
@@ -460,21 +588,53 @@ def _open_out(path: str | None):
 
 
 class Progress:
-    """A one-line progress bar on stderr, for long files analysed at a terminal."""
+    """Progress of a file's analysis on stderr: a tqdm bar at a terminal; piped or logged, a line every
+    `every_s` seconds (and one at the start and the end), so a log never goes silent for minutes."""
 
-    def __init__(self, total: float):
-        self.total = total
-        self._shown = -1
+    def __init__(self, total: float, every_s: float = 10.0, stream=None):
+        self.total = max(total, 1e-9)
+        self.every_s = every_s
+        self.stream = stream or sys.stderr
+        self._bar = None
+        self._t = 0.0
+        self._start = time.monotonic()
+        self._next = self._start + every_s
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=round(total, 1), unit="s", desc="analysing", file=self.stream, leave=False,
+                             bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
+                                        "[{elapsed}<{remaining}]")
+        else:
+            self._line(f"analysing {_clock(total)} (m:ss) of audio")
 
     def update(self, t: float) -> None:
-        pct = int(100 * min(t, self.total) / self.total)
-        if pct != self._shown:
-            self._shown = pct
-            bar = "#" * (pct // 4)
-            print(f"\ranalysing [{bar:<25}] {pct:3d}%  {t:6.0f}/{self.total:.0f} s", end="", file=sys.stderr, flush=True)
+        t = min(max(t, self._t), self.total)
+        if self._bar is not None:
+            self._bar.update(round(t - self._t, 3))
+            self._t = t
+            return
+        self._t = t
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every_s
+            self._line(self._text(now))
+
+    def _text(self, now: float) -> str:
+        done = self._t / self.total
+        spent = now - self._start
+        left = f", about {spent * (1 - done) / done:.0f} s left" if done > 0.01 else ""
+        return f"analysing: {100 * done:3.0f}% ({self._t:.0f} of {self.total:.0f} s audio in {spent:.0f} s{left})"
+
+    def _line(self, text: str) -> None:
+        print(f"calmline: {text}", file=self.stream, flush=True)
 
     def done(self) -> None:
-        print(file=sys.stderr)
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            spent = time.monotonic() - self._start
+            self._line(f"analysed {self._t:.0f} of {self.total:.0f} s audio in {spent:.1f} s")
 
 
 CALL_LOOPS = (cmd_analyze, cmd_demo, cmd_live, cmd_server, cmd_hub, cmd_replay)

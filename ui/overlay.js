@@ -10,6 +10,7 @@ const FADE_S = Math.min(1, CUE_S / 4);            // the last part of it, fading
 const TRANSCRIPT_LINES = 3;
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 2000;
+const ENDED = 4000;  // close code: the server has ended for good (monitor/web/overlay.py ENDED)
 
 // Elements are looked up once: the root may move into a Picture-in-Picture window's document.
 const $ = (id) => document.getElementById(id);
@@ -143,7 +144,13 @@ function connect() {
     }
     handle(ev);
   };
-  socket.onclose = () => {
+  socket.onclose = (event) => {
+    if (event.code === ENDED) {  // the server has ended for good (the demo is over): say why, stop trying
+      ui.status.dataset.state = "ended";
+      ui.status.textContent = "ended";
+      showNotice(event.reason || "calmline has ended.", "ended");
+      return;
+    }
     setStatus(false);
     setTimeout(connect, backoff);
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);

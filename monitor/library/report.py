@@ -16,10 +16,6 @@ def build_report(events: list[Event]) -> dict:
     overlaps = [e for e in events if isinstance(e, Overlap)]
     interruptions = [e for e in events if isinstance(e, Interruption)]
 
-    def overlap_of(i: Interruption) -> float:
-        match = [o for o in overlaps if abs(o.t - i.t) < 1e-6]
-        return match[0].end - match[0].t if match else i.overlap_s
-
     totals = end.parties if end else {}
     parties = {
         p: {
@@ -33,12 +29,24 @@ def build_report(events: list[Event]) -> dict:
     return {
         "duration_s": round(duration, 2),
         "parties": parties,
-        "interruptions": [{"t": round(i.t, 2), "by": i.by, "overlap_s": round(overlap_of(i), 2)} for i in interruptions],
+        "interruptions": [{"t": round(i.t, 2), "by": i.by, "overlap_s": round(interruption_overlap(i, overlaps), 2)}
+                          for i in interruptions],
         "overlaps": [{"start": round(o.t, 2), "end": round(o.end, 2), "by": o.by} for o in overlaps],
         "cues": [{"t": round(c.t, 2), "kind": c.kind, "text": c.text} for c in events if isinstance(c, Cue)],
         "transcript": [{"speaker": e.party, "start": round(e.start, 2), "end": round(e.end, 2), "text": e.text}
                        for e in final_lines(events)],
     }
+
+
+def interruption_overlap(interruption: Interruption, overlaps: list[Overlap]) -> float:
+    """How long both talked in an interruption: the whole overlap it began (from its `t` to that overlap's
+    `end`), not the part seen when it was decided; its own `overlap_s` only while that overlap has not
+    ended (a call cut off mid-overlap). The one definition the CLI, JSON, replay and report all show
+    (docs/protocol.md)."""
+    match = next((o for o in overlaps if abs(o.t - interruption.t) < 1e-6 and o.by == interruption.by), None)
+    if match is None:
+        match = next((o for o in overlaps if abs(o.t - interruption.t) < 1e-6), None)
+    return match.end - match.t if match else interruption.overlap_s
 
 
 def final_lines(events: list[Event]) -> list[Transcript]:

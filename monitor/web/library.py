@@ -95,7 +95,7 @@ def _db(value) -> float | None:
     return round(value, 1) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
-def _day(text: str | None, name: str, after: int = 0) -> float | None:
+def day_start(text: str | None, name: str, after: int = 0) -> float | None:
     """Unix time of the start of a YYYY-MM-DD day (`after` days later; the server's local time, daylight
     saving included), None when not given."""
     if not text:
@@ -105,6 +105,9 @@ def _day(text: str | None, name: str, after: int = 0) -> float | None:
         return time.mktime((day.tm_year, day.tm_mon, day.tm_mday + after, 0, 0, 0, 0, 0, -1))
     except (ValueError, OverflowError):
         raise ValueError(f"{name} must be a date like 2026-12-01") from None
+
+
+_day = day_start
 
 
 def _row_html(call: dict) -> str:
@@ -186,6 +189,12 @@ class LibraryPart:
                 return []  # an agent sees only their own calls, whatever they ask for
             agent = verdict.agent
         return await self._read(self._rows, agent, since, until)
+
+    def rows(self, agent: str | None = None, since: float | None = None, until: float | None = None) -> list[dict]:
+        """The list's rows, newest first (`calmline calls` and /calls show the same): by agent, and started in
+        [since, until) (Unix times)."""
+        with self._lock:
+            return self._rows(agent, since, until)
 
     async def to_page(self, request: Request) -> Response:
         return RedirectResponse(request.url.path + "/", status_code=308)
@@ -277,7 +286,7 @@ class LibraryPart:
         return await self._read(read)
 
     def _summary(self, call: dict) -> dict:
-        """{"cues": N, "score": {met, total}} of one call."""
+        """{"cues": N, "interruptions": N, "score": {met, total}} of one call."""
         key = (call["status"], call["duration_s"])
         cached = self._scores.get(call["id"])
         if cached is None:
@@ -286,10 +295,14 @@ class LibraryPart:
             events = self.store.events_json(call["id"], levels=False)
             card = score_call(events, self.config)
             summary = {"cues": sum(1 for e in events if e.get("type") == "cue"),
+                       "interruptions": sum(1 for e in events if e.get("type") == "interruption"),
                        "score": {"met": card["met"], "total": card["total"]}}
             cached = (key, summary)
             if call["status"] != "recording":
                 self._keep_summary(call["id"], key, summary)
+        elif "interruptions" not in cached[1]:  # the store keeps cues and score only: counted once here
+            events = self.store.events_json(call["id"], levels=False)
+            cached[1]["interruptions"] = sum(1 for e in events if e.get("type") == "interruption")
         self._scores[call["id"]] = cached
         self._scores.move_to_end(call["id"])
         while len(self._scores) > CACHED_SCORES:

@@ -30,6 +30,9 @@ SNAPSHOT_TRANSCRIPTS = 20
 LATEST = ("cue", "pace", "levels", "call_end")
 """Event types of which a new client needs only the latest."""
 CLOSE_WAIT_S = 5.0
+ENDED = 4000
+"""Close code that tells an overlay its server has ended for good (the demo is over): it shows the reason
+and does not reconnect."""
 
 
 @dataclass(eq=False)
@@ -119,6 +122,14 @@ class OverlayPart:
         elif kind in LATEST:
             self._latest[kind] = item
 
+    async def farewell(self, reason: str) -> None:
+        """Close every overlay with ENDED and `reason` (the server stops next and will not come back)."""
+        clients, self._clients = list(self._clients), set()
+        for client in clients:
+            if client.sender is not None:
+                client.sender.cancel()
+        await asyncio.gather(*(close_websocket(c.ws, ENDED, reason, CLOSE_WAIT_S / 2) for c in clients))
+
     def _close(self, client: _Client, code: int, reason: str) -> None:
         self._clients.discard(client)
         client.outbox.clear()
@@ -141,6 +152,17 @@ class OverlayServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def farewell(self, reason: str) -> None:
+        """Tell the connected overlays that this server ends for good (`reason` is shown), from any thread;
+        call it before `stop`, which otherwise leaves them reconnecting."""
+        loop = self.part.loop
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.part.farewell(reason), loop).result(CLOSE_WAIT_S)
+        except Exception:  # noqa: BLE001 - a loop that closed meanwhile, a peer that is gone: nothing to tell
+            pass
 
     def publish(self, event) -> None:
         self.part.publish(event)
