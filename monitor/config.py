@@ -169,6 +169,7 @@ class ServerConfig:
 class StoreConfig:
     record: bool = True
     data_dir: str = ""
+    url: str = ""
     agent_name: str = ""
     mask_digits: bool = True  # deprecated: redaction is [redact] now; false here turns it off (with a warning)
     retention_days: float = 90.0
@@ -270,6 +271,7 @@ class IngestConfig:
     idle_timeout_s: float = 10.0
     flood_budget_s: float = 2.0
     reconnect_grace_s: float = 10.0
+    processes: int = -1  # worker processes for the calls' analysis: -1 one per core, 0 or 1 none (threads)
     audiohook: AudioHookIngestConfig = field(default_factory=AudioHookIngestConfig)
     twilio: TwilioIngestConfig = field(default_factory=TwilioIngestConfig)
     pcm: PcmIngestConfig = field(default_factory=PcmIngestConfig)
@@ -337,7 +339,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "redact.min_digits": (1, 64), "redact.run_window_s": (0, 600), "redact.audio_pad_s": (0, 5),
     "hub.max_connections_per_agent": (1, 1000), "hub.max_calls_per_agent": (1, 1000),
     "ingest.idle_timeout_s": (0.1, 3600), "ingest.flood_budget_s": (0.1, 60),
-    "ingest.reconnect_grace_s": (0, 3600), "ingest.audiohook.max_signature_age_s": (1, 3600),
+    "ingest.reconnect_grace_s": (0, 3600), "ingest.processes": (-1, 64), "ingest.audiohook.max_signature_age_s": (1, 3600),
 }
 NONEMPTY = {"cues.own_the_problem.phrases", "cues.acknowledge.frustration", "cues.acknowledge.acknowledgements"}
 """Lists a cue rule needs: an empty one would silently turn the rule off (use `enabled = false` for that)."""
