@@ -22,7 +22,7 @@ from .errors import UsageError
 from .library.report import _clock, build_report, format_summary
 from .session.session import CallSession
 from .session.sinks import Publishers
-from .library.store import Store, resolve_data_dir
+from .library.store import Store, open_store, resolve_data_dir, resolve_store_url
 
 DEMO_CALL = Path(__file__).parent / "samples" / "demo_call.flac"
 
@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     for command in (analyze, demo, live, calls, report, replay, purge, server, hub):
         command.add_argument("--data-dir", metavar="DIR", help="where calls are recorded "
                              "(default: $CALMLINE_DATA_DIR or ~/.local/share/calmline)")
+        command.add_argument("--store-url", metavar="URL", help="the call library in PostgreSQL, shared by "
+                             "servers (postgresql://...; default: $CALMLINE_STORE_URL or [store] url; audio stays "
+                             "in --data-dir)")
     for command in (analyze, demo, live):
         command.add_argument("--no-record", action="store_true", help="do not record this call")
         command.add_argument("--agent-name", metavar="NAME", help="the agent the call is recorded under "
@@ -401,6 +404,7 @@ def cmd_server(args) -> int:
         stop.flag.wait(args.seconds)
     finally:
         server.stop()
+        store.close()  # PostgreSQL: what the write-behind queue still holds is written first
     return 0
 
 
@@ -542,7 +546,8 @@ def cmd_purge(args) -> int:
 
 def _store(args, config: Config | None = None) -> Store:
     config = config or load_config(args.config)
-    return Store(resolve_data_dir(args.data_dir, config.store.data_dir))
+    return open_store(resolve_data_dir(args.data_dir, config.store.data_dir),
+                      resolve_store_url(getattr(args, "store_url", None), config.store.url))
 
 
 def _session(args, config: Config, source: str, **options) -> CallSession:
