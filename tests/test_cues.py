@@ -12,9 +12,11 @@ CFG = CuesConfig()
 STEP = 0.032
 
 
-def view(t, agent=None, customer=None, events=(), silence_start=None, frustration=None) -> CallView:
+def view(t, agent=None, customer=None, events=(), silence_start=None, frustration=None,
+         last_speaker="customer") -> CallView:
     return CallView(t=t, parties={"agent": agent or PartyView(), "customer": customer or PartyView()},
-                    silence_start=silence_start, events=list(events), frustration=frustration)
+                    silence_start=silence_start, events=list(events), frustration=frustration,
+                    last_speaker=last_speaker)
 
 
 def voice(rise, baseline_s=10.0, **kw) -> PartyView:
@@ -55,6 +57,11 @@ def test_speak_softly_waits_for_an_established_baseline():
     held = int(CFG.speak_softly.hold_s / STEP) + 1
     assert softly([9.0] * held, baseline_s=1.0) == []
     assert softly([None] * held) == []
+
+
+def test_the_opening_silence_is_not_dead_air():
+    cues = run_rule(DeadAir(CFG.dead_air), [view(t, silence_start=0.0, last_speaker=None) for t in (4.0, 6.0, 20.0)])
+    assert cues == []
 
 
 def test_dead_air_once_per_silence():

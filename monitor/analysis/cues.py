@@ -1,5 +1,6 @@
 """Cue rules: each reads a small view of the call once per tick (`view.CallView`) and emits at most
-one kind of cue, with its own config section and cooldown.
+one kind of cue, with its own config section and cooldown. A cue stays up while its behaviour lasts
+(`Rule.still`): `CueRules` sends a `cue_end` once that has been over for [cues] clear_s.
 
 Adding a cue is adding one rule class here, its section in config.toml, and its test (feed it views).
 """
@@ -8,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from dataclasses import dataclass
 
 from ..config import AcknowledgeConfig, Config, CuesConfig
-from ..events import Cue, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
+from ..events import Cue, CueEnd, Event, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
 from .view import CallView
 
 TEXTS = {
@@ -31,6 +33,22 @@ PRIORITY = ["wait_for_pause", "speak_softly", "acknowledge", "own_the_problem", 
 RANKS = {kind: len(PRIORITY) - i for i, kind in enumerate(PRIORITY)}
 """Each cue's `rank` on the wire: higher is more urgent (1 the least), so pages need no copy of PRIORITY."""
 
+NOTES = {
+    "wait_for_pause": "Good, you let them finish",
+    "speak_softly": "Softer, good",
+    "slow_down": "Better pace",
+    "pause_first": "Good pause",
+    "let_them_talk": "Good listening",
+    "acknowledge": "Well acknowledged",
+    "dead_air": "Good, keep them posted",
+}
+"""The brief positive note of a cue_end when the agent did what the cue asked ([cues] praise)."""
+
+EASE = 0.9
+"""A cue's measured condition must ease this far below its threshold (2 dB for levels) before it counts as
+over, so that a cue does not flicker on and off at its threshold."""
+EASE_DB = 2.0
+
 
 class Rule:
     """A cue kind with its own cooldown (audio seconds between two cues of this kind)."""
@@ -38,6 +56,11 @@ class Rule:
     kind = ""
     events_only = False
     """True for a rule that can only fire on a tick with events: it is not asked on the quiet ones."""
+
+    show_s = 6.0
+    """How long a cue about a moment stays up ([cues] show_s, set by CueRules)."""
+    max_show_s = 30.0
+    """How long at most a cue whose end cannot be heard stays up ([cues] max_show_s)."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -49,11 +72,24 @@ class Rule:
         if reason is None or (self._last is not None and now - self._last < self.cfg.cooldown_s):
             return None
         self._last = now
-        return Cue(t=now, kind=self.kind, text=TEXTS[self.kind], reason=reason, rank=RANKS[self.kind])
+        self.began(view)
+        return Cue(t=now, kind=self.kind, text=TEXTS[self.kind], reason=reason, rank=RANKS[self.kind], held=True)
 
     def check(self, view: CallView) -> str | None:
         """A short reason when the cue's condition is met at `view.t`, else None."""
         raise NotImplementedError
+
+    def began(self, view: CallView) -> None:
+        """The cue went up at `view.t`: forget what was heard of the last one."""
+
+    def still(self, view: CallView) -> bool:
+        """Whether the behaviour the cue is about goes on at `view.t` (asked each tick while the cue is up).
+        By default a cue is about a moment (a phrase said) and it lasts `show_s`."""
+        return view.t - self._last < self.show_s
+
+    def done(self, view: CallView) -> bool:
+        """Whether the agent did what the cue asked, at the tick its behaviour stopped (for a positive note)."""
+        return False
 
 
 class WaitForPause(Rule):
@@ -67,6 +103,14 @@ class WaitForPause(Rule):
             if isinstance(event, Interruption) and event.by == "agent":
                 return f"agent talked over the customer at {event.t:.1f} s"
         return None
+
+    def still(self, view):
+        """Both still talk: the overlap goes on."""
+        return view.parties["agent"].talking and view.parties["customer"].talking
+
+    def done(self, view):
+        """The agent stopped and let the customer go on."""
+        return not view.parties["agent"].talking and view.parties["customer"].talking
 
 
 class SpeakSoftly(Rule):
@@ -95,6 +139,17 @@ class SpeakSoftly(Rule):
         self._held = 0.0
         return f"agent {rise:+.1f} dB over their own level"
 
+    def still(self, view):
+        """The agent talks on, still about `rise_db` (less EASE_DB) over their own level."""
+        agent = view.parties["agent"]
+        rise = agent.rise_db
+        return agent.talking and (rise is None or rise >= self.cfg.rise_db - EASE_DB)
+
+    def done(self, view):
+        """The agent talks on, softer."""
+        agent = view.parties["agent"]
+        return agent.talking and agent.rise_db is not None
+
 
 class DeadAir(Rule):
     """Nobody has talked for `silence_s`; once per silence."""
@@ -107,10 +162,19 @@ class DeadAir(Rule):
 
     def check(self, view):
         start, now = view.silence_start, view.t
+        if view.last_speaker is None:  # the call's opening silence: nobody has spoken yet
+            return None
         if start is None or now - start < self.cfg.silence_s or self._cued_silence == start:
             return None
         self._cued_silence = start
         return f"no one has spoken for {now - start:.0f} s"
+
+    def still(self, view):
+        return view.silence_start is not None
+
+    def done(self, view):
+        """The agent broke the silence."""
+        return view.parties["agent"].talking
 
 
 def normalize(text: str) -> str:
@@ -143,6 +207,18 @@ class SlowDown(Rule):
         if agent.wpm >= self.cfg.min_wpm and agent.wpm >= self.cfg.ratio * customer.wpm:
             return f"agent {agent.wpm:.0f} wpm, customer {customer.wpm:.0f} wpm"
         return None
+
+    def _fast(self, view) -> bool:
+        agent, customer = view.parties["agent"], view.parties["customer"]
+        return (agent.wpm is not None and customer.wpm is not None and agent.wpm >= EASE * self.cfg.min_wpm
+                and agent.wpm >= EASE * self.cfg.ratio * customer.wpm)
+
+    def still(self, view):
+        """The agent talks on, still fast (their pace moves with each final transcript)."""
+        return view.parties["agent"].talking and self._fast(view)
+
+    def done(self, view):
+        return view.parties["agent"].talking and not self._fast(view)
 
 
 class OwnTheProblem(Rule):
@@ -207,6 +283,18 @@ class Acknowledge(Rule):
         self._since = None
         return self._why + f", no acknowledgement for {self.cfg.within_s:.0f} s"
 
+    def began(self, view):
+        self._acknowledged = False
+
+    def still(self, view):
+        """Not acknowledged yet (for at most max_show_s: an upset may pass unheard)."""
+        if any(find_phrase(e.text, self.cfg.acknowledgements) for e in finals(view.events, "agent")):
+            self._acknowledged = True
+        return not self._acknowledged and view.t - self._last < self.max_show_s
+
+    def done(self, view):
+        return self._acknowledged
+
 
 class LetThemTalk(Rule):
     """The agent holds most of the talk over the last `window_s` while the customer is upset."""
@@ -232,6 +320,21 @@ class LetThemTalk(Rule):
         if talk["agent"] < self.cfg.min_talk_s or talk["agent"] < self.cfg.share * total:
             return None
         return f"agent {100 * talk['agent'] / total:.0f}% of the talk in the last {self.cfg.window_s:.0f} s"
+
+    FLOOR_S = 2.0
+    """The customer talking this long on their own has the floor again."""
+
+    def _gave_floor(self, view) -> bool:
+        agent, customer = view.parties["agent"], view.parties["customer"]
+        return (customer.talking and not agent.talking and customer.spurt_start is not None
+                and view.t - customer.spurt_start >= self.FLOOR_S)
+
+    def still(self, view):
+        """Until the customer has the floor (for at most max_show_s)."""
+        return not self._gave_floor(view) and view.t - self._last < self.max_show_s
+
+    def done(self, view):
+        return self._gave_floor(view)
 
     def _talk(self, name: str, open_since: float | None, now: float) -> float:
         start = now - self.cfg.window_s
@@ -268,6 +371,23 @@ class PauseFirst(Rule):
         self._quick.clear()
         return f"agent answered within {1000 * self.cfg.gap_s:.0f} ms {self.cfg.count} times in {self.cfg.within_s:.0f} s"
 
+    PAUSE_S = 0.5
+    """An answer after at least this pause (or 2 x gap_s) is the pause the cue asks for."""
+
+    def began(self, view):
+        self._paused = False
+
+    def still(self, view):
+        """Until the agent next answers after a pause (for at most show_s)."""
+        pause = max(self.PAUSE_S, 2 * self.cfg.gap_s)
+        if any(isinstance(e, Silence) and (e.before, e.after) == ("customer", "agent") and e.end - e.t >= pause
+               for e in view.events):
+            self._paused = True
+        return not self._paused and view.t - self._last < self.show_s
+
+    def done(self, view):
+        return self._paused
+
 
 def build_rules(cfg: CuesConfig, turn_switch_s: float) -> list[Rule]:
     """The rules enabled in the config."""
@@ -277,16 +397,37 @@ def build_rules(cfg: CuesConfig, turn_switch_s: float) -> list[Rule]:
     return [rule for rule in rules if rule.cfg.enabled]
 
 
+@dataclass
+class Up:
+    """A cue that is up: since when, and since when its behaviour has been over (None: it goes on), and
+    whether the agent did what it asked then."""
+
+    since: float
+    over_since: float | None = None
+    done: bool = False
+
+
 class CueRules:
-    """Every enabled rule of a call, and the frustration watch they share (run once per tick)."""
+    """Every enabled rule of a call, the frustration watch they share (run once per tick), and the cues up."""
 
     def __init__(self, config: Config):
+        self.cfg = config.cues
         self.rules = build_rules(config.cues, config.conversation.min_overlap_s)
+        for rule in self.rules:
+            rule.show_s, rule.max_show_s = self.cfg.show_s, self.cfg.max_show_s
+        self._kinds = {rule.kind: rule for rule in self.rules}
         self._every_tick = [rule for rule in self.rules if not rule.events_only]
         needs = {"acknowledge", "let_them_talk"} & {r.kind for r in self.rules}
         self.frustration = Frustration(config.cues.acknowledge) if needs else None
+        self.up: dict[str, Up] = {}
 
-    def step(self, view: CallView) -> list[Cue]:
+    @property
+    def active(self) -> list[str]:
+        """The kinds of the cues up now, most urgent first."""
+        return sorted(self.up, key=lambda kind: -RANKS[kind])
+
+    def step(self, view: CallView) -> list[Event]:
+        """This tick's new cues, and a cue_end for each cue whose behaviour has been over for clear_s."""
         if self.frustration is not None:
             view.frustration = self.frustration.step(view)
         cues = []
@@ -294,4 +435,24 @@ class CueRules:
             cue = rule.step(view)
             if cue is not None:
                 cues.append(cue)
-        return cues
+        out: list[Event] = self._ends(view, {cue.kind for cue in cues}) if self.up else []
+        for cue in cues:
+            self.up[cue.kind] = Up(cue.t)
+        return cues + out
+
+    def _ends(self, view: CallView, fired: set[str]) -> list[CueEnd]:
+        out = []
+        for kind, up in list(self.up.items()):
+            if kind in fired:
+                continue
+            rule = self._kinds[kind]
+            if rule.still(view):
+                up.over_since = None
+            elif up.over_since is None:
+                up.over_since, up.done = view.t, rule.done(view)
+            if (up.over_since is not None and view.t - up.over_since >= self.cfg.clear_s
+                    and view.t - up.since >= self.cfg.min_show_s):
+                del self.up[kind]
+                note = NOTES.get(kind, "") if up.done and self.cfg.praise else ""
+                out.append(CueEnd(t=view.t, kind=kind, done=up.done, note=note))
+        return out

@@ -19,7 +19,7 @@ from .. import PARTIES
 from ..config import Config
 from .conversation import Conversation
 from .cues import CueRules
-from ..events import CallEnd, CallStart, Event, Levels, Pace
+from ..events import CallEnd, CallStart, Event, Levels, Pace, Stats, TalkEnd
 from .pace import PaceMeter
 from .party import FRAME_S, PartyTrack, frames_for
 from .speech import SpeechStage
@@ -48,6 +48,8 @@ class Pipeline:
         self._pending = {name: [] for name in PARTIES}
         self._pending_n = {name: 0 for name in PARTIES}
         self._levels_every = frames_for(self.config.loudness.levels_every_s)
+        self._stats_every = frames_for(self.config.loudness.stats_every_s)
+        self._talk_s = {name: 0.0 for name in PARTIES}  # closed talk spurts, for the stats
         self.audio_taps: list = []  # callables given each tick's frames {party: 512 samples}, e.g. the recorder
 
     @property
@@ -121,6 +123,9 @@ class Pipeline:
         (a, party_a), (b, party_b) = self.parties.items()
         talk += party_a.step(k, frames[a], party_b)
         talk += party_b.step(k, frames[b], party_a)
+        for event in talk:
+            if type(event) is TalkEnd:
+                self._talk_s[event.party] += max(0.0, event.t - event.start)
         self.k = k + 1
         now = self.now
         out = talk + self.conversation.step(now, talk)
@@ -133,14 +138,27 @@ class Pipeline:
                 levels={name: round(p.level_db, 1) for name, p in self.parties.items()},
                 talking={name: p.talking for name, p in self.parties.items()},
             ))
+        if self.k % self._stats_every == 0:
+            out.append(self._stats(now))
         return out
+
+    def _stats(self, now: float) -> Stats:
+        """The call so far as the server measures it (talk time with open spurts, share, pace, cues up)."""
+        talk = {name: self._talk_s[name] + (now - p.spurt_start if p.talking and p.spurt_start is not None else 0.0)
+                for name, p in self.parties.items()}
+        total = sum(talk.values())
+        return Stats(t=now, talk_s={name: round(s, 2) for name, s in talk.items()},
+                     share=round(talk["agent"] / total, 3) if total > 0 else None,
+                     wpm={name: None if m.wpm is None else round(m.wpm, 1) for name, m in self.pace.items()},
+                     cues=self.cues.active)
 
     def _cues(self, events: list[Event]) -> list[Event]:
         """The cue rules' verdicts on this tick, from a view of the call (they never see the pipeline)."""
         if any(type(e) is Pace for e in events):
             self._paces = {p: (m.wpm, m.recent_talk_s) for p, m in self.pace.items()}
         parties = {name: p.view(*self._paces[name]) for name, p in self.parties.items()}
-        return self.cues.step(CallView(self.now, parties, self.conversation.silence_start, events))
+        return self.cues.step(CallView(self.now, parties, self.conversation.silence_start, events,
+                                       last_speaker=self.conversation.last_speaker))
 
     def _call_end(self) -> CallEnd:
         return CallEnd(t=self.now, parties={

@@ -47,3 +47,5 @@ class CallView:
     events: list = field(default_factory=list)
     frustration: tuple[float, str] | None = None
     frame_s: float = HOP / SAMPLE_RATE
+    last_speaker: str | None = None
+    """Who finished a talk spurt last; None before anyone has (a call's opening silence is not dead air)."""
