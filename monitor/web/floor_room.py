@@ -3,6 +3,9 @@ sent. Calls come from this server's monitors (monitor.web.monitors) and from oth
 
 What a supervisor is sent, and how fast:
 - alerts, `call_end`, `remove`, and every event of the call they watch: at once, through their Outbox;
+- `resolved` (alerts whose reason cleared) to everyone, `acked` to the supervisor who acknowledged (all their
+  streams: acknowledgements are per supervisor, kept here, so a reloaded page shows them);
+- a `note` (monitor.web.notes) to the agent's overlays showing that call and to the supervisors watching it;
 - tiles: a call's tile is published at most every `tile_interval_s`, and only when something a supervisor
   sees changed (not its clock alone); each supervisor then gets only the fields that changed since the
   tile it last received of that call. A supervisor who reads slowly gets the merged change, never a backlog.
@@ -21,6 +24,7 @@ from dataclasses import asdict, dataclass
 from .floor import Alert, CallState
 from .jsonwire import dumps
 from .monitors import DroppedMessage, EventMessage, MAX_SEQ_JUMP
+from .notes import NoteLimiter, check_say, note_event
 from .supervisors import Supervisor
 
 log = logging.getLogger("calmline.floor")
@@ -82,6 +86,12 @@ class Floor:
         """Cues of each call on the floor, for the summary an agent's overlay shows at its end."""
         self.on_viewed_call_end: list = []
         """Called with the CallState when a call that an agent's overlay shows ends (the score comes later)."""
+        self.acks: dict[str, set[int]] = {}
+        """Each supervisor's (by username) acknowledged alerts."""
+        self.notes = NoteLimiter()
+        self._note_id = 0
+        self.on_note: list = []
+        """Called with (CallState, note dict) for each note sent: to record it, to reach a desktop monitor."""
 
     def stats(self) -> dict:
         return {"calls": len(self.calls), "supervisors": len(self.supervisors),
@@ -94,6 +104,8 @@ class Floor:
         reason, or None."""
         call = self.calls.get(msg.call_id)
         event = msg.event
+        if event.type == "note":
+            return "notes come from supervisors only"
         if call is None:
             if len(self.calls) >= self.options.max_calls:
                 return "too many calls on this server"
@@ -192,7 +204,10 @@ class Floor:
         for kind in ALERT_KINDS:
             if kind in conditions and kind not in call.alerted:
                 self._alert(call, kind, conditions[kind][1])
+        cleared = call.alerted - conditions.keys()
         call.alerted = {k for k in conditions if k in ALERT_KINDS}
+        if cleared:
+            self._resolve(call, cleared)
         due = self._due(call.call_id)
         if ended or (visible and due <= now and call.call_id not in self._dirty):
             self._publish(call, now)
@@ -207,6 +222,73 @@ class Floor:
         self.alerts.append(alert)
         log.info("alert: %s %s: %s", call.agent, call.call_id, text)
         self._broadcast(dumps({"type": "alert", **asdict(alert)}))
+
+    def _resolve(self, call: CallState, kinds: set[str]) -> None:
+        """Its reason cleared: the call's open alerts of these kinds are resolved, on every floor page."""
+        ids = []
+        for alert in self.alerts:
+            if alert.call_id == call.call_id and alert.kind in kinds and not alert.resolved:
+                alert.resolved = True
+                ids.append(alert.id)
+        if ids:
+            self._broadcast(dumps({"type": "resolved", "ids": ids}))
+
+    def _alerts_for(self, user: str) -> list[dict]:
+        acked = self.acks.get(user, set())
+        return [{**asdict(alert), "acked": alert.id in acked} for alert in self.alerts]
+
+    def acknowledge(self, sup: Supervisor, msg: dict) -> None:
+        """`{"type":"ack","ids":[...]}` (or `"all": true`): these alerts are seen, for this supervisor only."""
+        known = {alert.id for alert in self.alerts}
+        if msg.get("all") is True:
+            ids = known
+        else:
+            ids = msg.get("ids")
+            ids = {i for i in ids if isinstance(i, int) and not isinstance(i, bool)} \
+                if isinstance(ids, list) and len(ids) <= 1000 else set()
+        acked = self.acks.setdefault(sup.user, set())
+        acked &= known
+        new = sorted((ids & known) - acked)
+        acked.update(new)
+        if new:
+            text = dumps({"type": "acked", "ids": new})
+            for other in [s for s in self.supervisors if s.user == sup.user]:
+                self._put(other, "event", text)
+
+    def say(self, sup: Supervisor, msg: dict) -> None:
+        """A supervisor's note to the agent of a live call (monitor.web.notes): to the agent's overlays showing
+        that call, to the supervisors watching it, to `on_note` (the recording); a `said` or `error` reply."""
+        request = check_say(msg)
+        call = self.calls.get(request.call_id) if not isinstance(request, str) else None
+        if not isinstance(request, str) and (call is None or call.status == "ended"):
+            request = "no such live call"
+        if isinstance(request, str):
+            self._put(sup, "event", dumps({"type": "error", "reason": request, "about": "say"}))
+            return
+        wait = self.notes.take(sup.user)
+        if wait:
+            self._put(sup, "event", dumps({"type": "error", "about": "say",
+                                           "reason": f"too many messages; wait {wait:.0f} s"}))
+            return
+        self._note_id += 1
+        note = note_event(self._note_id, round(call.t, 3), sup.user, request)
+        call.add_note(note)
+        log.info("note from %s to %s (call %s)%s", sup.user, call.agent, call.call_id,
+                 f": card {request.card}" if request.card else "")
+        text = dumps(note)
+        if self.current.get(call.agent) == call.call_id:
+            for viewer in list(self.viewers.get(call.agent, ())):
+                viewer.put("note", text)
+        watched = dumps({"type": "event", "call_id": call.call_id, "at": time.time(), "event": note})
+        for other in list(self.watchers.get(call.call_id, ())):
+            self._put(other, "event", watched)
+        self._put(sup, "event", dumps({"type": "said", "call_id": call.call_id, "note": note,
+                                       "viewers": len(self.viewers.get(call.agent, ()))}))
+        for hook in self.on_note:
+            try:
+                hook(call, note)
+            except Exception:  # noqa: BLE001 - a hook's fault is not the supervisor's
+                log.exception("note hook failed")
 
     def _forward(self, call: CallState, msg: EventMessage) -> None:
         watchers = self.watchers.get(call.call_id)
@@ -317,7 +399,7 @@ class Floor:
         tiles.sort(key=lambda tile: (not tile["needs_attention"], -tile["attention"], tile["started_at"]))
         sup.known = {tile["call_id"]: dict(tile) for tile in tiles}
         sup.outbox.put("floor", dumps({"type": "floor", "v": PROTOCOL_VERSION, "hub": self.id, "user": sup.user,
-                                       "calls": tiles, "alerts": [asdict(alert) for alert in self.alerts]}))
+                                       "calls": tiles, "alerts": self._alerts_for(sup.user)}))
         sup.wake.set()
         self.supervisors.add(sup)
 
@@ -326,8 +408,13 @@ class Floor:
         self._unwatch(sup)
 
     def on_supervisor_message(self, sup: Supervisor, msg) -> None:
-        if not isinstance(msg, dict) or msg.get("type") != "watch":
-            self._put(sup, "event", dumps({"type": "error", "reason": "expected a watch message"}))
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == "ack":
+            return self.acknowledge(sup, msg)
+        if kind == "say":
+            return self.say(sup, msg)
+        if kind != "watch":
+            self._put(sup, "event", dumps({"type": "error", "reason": "expected a watch, ack or say message"}))
             return
         self._unwatch(sup)
         call_id = msg.get("call_id")
