@@ -12,14 +12,14 @@ from html import escape
 
 from .. import PARTIES
 from ..config import Config
-from .report import build_report
+from .report import build_report, interruption_overlap
 from .scorecard import clock, events_from_dicts, score_call
 
 FLOOR_DBFS = -60.0
 W = 960                    # SVG user units; the plots scale to the page width
 LEFT, RIGHT = 64, 16       # room for the y axis labels and lane names
-LABEL_ROW = 15             # height of one row of cue labels
-CHAR_W = 6.1               # rough width of one label character at 11 px, to keep labels apart
+CUE_LANE = 26              # height of one cue kind's lane: its name, then its marks
+CUE_GROUP = 10             # cues of a kind closer than this (SVG units) are drawn as one group with a count
 
 CSS = """
 :root { --ink: #24303b; --muted: #6b7783; --line: #e2e6ea; --paper: #ffffff; --bg: #f4f5f3;
@@ -70,9 +70,12 @@ svg .customer { stroke: var(--customer); }
 svg .spurt.agent { fill: var(--agent); stroke: none; opacity: 0.75; }
 svg .spurt.customer { fill: var(--customer); stroke: none; opacity: 0.75; }
 svg .overlap-band { fill: var(--overlap); opacity: 0.22; }
-svg .cue-marker line { stroke: var(--cue); stroke-width: 1; stroke-dasharray: 3 3; }
-svg .cue-marker circle { fill: var(--cue); }
-svg .cue-marker text { fill: var(--cue); font-weight: 500; }
+svg .cue-marker line { stroke: var(--cue); stroke-width: 1.6; }
+svg .cue-group circle { fill: var(--cue); }
+svg .cue-group text { fill: var(--cue); font-size: 9px; font-weight: 600; }
+svg .cue-guide { stroke: var(--cue); stroke-width: 1; stroke-dasharray: 3 3; opacity: 0.35; }
+svg .cue-lane-name { fill: var(--cue); font-weight: 500; }
+svg .cue-lane { fill: var(--cue); opacity: 0.05; }
 svg .interruption-marker path { fill: var(--cut); }
 svg .interruption-marker line { stroke: var(--cut); stroke-width: 1.2; }
 svg .pace-line { fill: none; stroke-width: 1.6; }
@@ -298,28 +301,60 @@ def _runs(flags: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _label_rows(cues: list, axis: _Axis) -> list[tuple[object, int, bool]]:
-    """(cue, row, anchored at its right) with no two labels of a row overlapping."""
-    ends: list[float] = []
-    out = []
+def _cue_lanes(cues: list, axis: _Axis) -> list[tuple[str, str, list[list]]]:
+    """(kind, its text, groups) per cue kind in order of first appearance; a group is a run of that kind's cues
+    closer than CUE_GROUP to the one before, drawn as one mark with a count, so a long call's many cues
+    stay countable instead of a cascade of labels."""
+    lanes: dict[str, list] = {}
     for cue in sorted(cues, key=lambda c: c.t):
-        x, width = axis.x(cue.t), len(cue.text) * CHAR_W + 12
-        right = x + width > W - 2
-        lo, hi = (x - width, x) if right else (x, x + width)
-        row = next((r for r, end in enumerate(ends) if end < lo), len(ends))
-        if row == len(ends):
-            ends.append(hi)
-        else:
-            ends[row] = hi
-        out.append((cue, row, right))
+        lanes.setdefault(cue.kind, []).append(cue)
+    out = []
+    for kind, members in lanes.items():
+        texts: dict[str, int] = {}
+        for c in members:
+            texts[c.text] = texts.get(c.text, 0) + 1
+        groups: list[list] = []
+        for c in members:
+            if groups and axis.x(c.t) - axis.x(groups[-1][-1].t) < CUE_GROUP:
+                groups[-1].append(c)
+            else:
+                groups.append([c])
+        out.append((kind, max(texts, key=texts.get), groups))
     return out
+
+
+def _cue_lane_svg(kind: str, text: str, groups: list[list], row_top: float, bottom: float, axis: _Axis) -> str:
+    """One cue kind's lane: its name and count, a faint guide down through the plot per group, and each cue
+    as a tick (with its time and reason) inside its group's mark."""
+    n = sum(len(g) for g in groups)
+    mark_y = row_top + CUE_LANE - 8
+    parts = [f'<rect class="cue-lane" x="{LEFT}" y="{_fmt(row_top)}" width="{W - LEFT - RIGHT}" height="{CUE_LANE - 2}"/>',
+             f'<text class="cue-lane-name" x="{LEFT + 4}" y="{_fmt(row_top + 10)}">{escape(text)}'
+             f'{escape(f"  ({n})") if n > 1 else ""}</text>']
+    for group in groups:
+        x = axis.x(group[0].t)
+        x_end = axis.x(group[-1].t)
+        when = clock(group[0].t) if len(group) == 1 else f"{clock(group[0].t)}-{clock(group[-1].t)}"
+        parts.append(f'<g class="cue-group" data-kind="{escape(kind)}" data-count="{len(group)}">'
+                     f'<title>{escape(f"{when} {text} x{len(group)}" if len(group) > 1 else f"{when} {text}")}</title>'
+                     f'<line class="cue-guide" x1="{_fmt(x)}" y1="{_fmt(mark_y + 4)}" x2="{_fmt(x)}" y2="{_fmt(bottom)}"/>')
+        if len(group) > 1:
+            parts.append(f'<rect x="{_fmt(x - 1)}" y="{_fmt(mark_y - 4)}" width="{_fmt(max(x_end - x, 0) + 2)}" '
+                         f'height="8" rx="4" fill="var(--cue)" opacity="0.25"/>'
+                         f'<text x="{_fmt(x_end + 6)}" y="{_fmt(mark_y + 3)}">{len(group)}</text>')
+        for cue in group:
+            cx = axis.x(cue.t)
+            parts.append(f'<g class="cue-marker" data-t="{cue.t:.3f}" data-kind="{escape(cue.kind)}">'
+                         f'<title>{escape(f"{clock(cue.t)} {cue.text}: {cue.reason}")}</title>'
+                         f'<line x1="{_fmt(cx)}" y1="{_fmt(mark_y - 4)}" x2="{_fmt(cx)}" y2="{_fmt(mark_y + 4)}"/></g>')
+        parts.append("</g>")
+    return "".join(parts)
 
 
 def _loudness_plot(events: list, duration: float) -> str:
     axis = _Axis(duration)
-    cues = [e for e in events if e.type == "cue"]
-    placed = _label_rows(cues, axis)
-    strip = max(LABEL_ROW * (max((r for _, r, _ in placed), default=-1) + 1) + 6, 16)
+    lanes_of_cues = _cue_lanes([e for e in events if e.type == "cue"], axis)
+    strip = max(CUE_LANE * len(lanes_of_cues) + 6, 16)
     top, height = strip + 8, 170
     bottom = top + height
     lanes = {"agent": bottom + 10, "customer": bottom + 28}
@@ -354,36 +389,31 @@ def _loudness_plot(events: list, duration: float) -> str:
                              f'height="{lane_h}" rx="3"><title>{party} {clock(e.start)}-{clock(e.t)}</title></rect>')
     parts.append(f'<line class="axis" x1="{LEFT}" y1="{_fmt(bottom)}" x2="{W - RIGHT}" y2="{_fmt(bottom)}"/>')
     parts.append(_level_paths(events, axis, y))
+    overlaps = [e for e in events if e.type == "overlap"]
     for i in (e for e in events if e.type == "interruption"):
         x, lane = axis.x(i.t), lanes.get(i.by, lanes["agent"])
         parts.append(f'<g class="interruption-marker" data-t="{i.t:.3f}" data-by="{escape(i.by)}">'
-                     f'<title>{escape(f"{clock(i.t)} {i.by} interrupted ({i.overlap_s:.1f} s overlap)")}</title>'
+                     f'<title>{escape(f"{clock(i.t)} {i.by} interrupted ({interruption_overlap(i, overlaps):.1f} s overlap)")}</title>'
                      f'<line x1="{_fmt(x)}" y1="{_fmt(top)}" x2="{_fmt(x)}" y2="{_fmt(lane + lane_h)}"/>'
                      f'<path d="M{_fmt(x - 5)},{_fmt(top - 1)} L{_fmt(x + 5)},{_fmt(top - 1)} '
                      f'L{_fmt(x)},{_fmt(top + 8)} Z"/>'
                      "</g>")
-    for cue, row, right in placed:
-        x = axis.x(cue.t)
-        ty = 12 + row * LABEL_ROW
-        tx, anchor = (x - 5, "end") if right else (x + 5, "start")
-        parts.append(f'<g class="cue-marker" data-t="{cue.t:.3f}" data-kind="{escape(cue.kind)}">'
-                     f'<title>{escape(f"{clock(cue.t)} {cue.text}: {cue.reason}")}</title>'
-                     f'<line x1="{_fmt(x)}" y1="{_fmt(ty - 4)}" x2="{_fmt(x)}" y2="{_fmt(bottom)}"/>'
-                     f'<circle cx="{_fmt(x)}" cy="{_fmt(ty - 4)}" r="2.5"/>'
-                     f'<text x="{_fmt(tx)}" y="{_fmt(ty)}" text-anchor="{anchor}">{escape(cue.text)}</text></g>')
+    for row, (kind, text, groups) in enumerate(lanes_of_cues):
+        parts.append(_cue_lane_svg(kind, text, groups, 2 + row * CUE_LANE, bottom, axis))
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _moments(events: list) -> str:
     rows = []
+    overlaps = [e for e in events if e.type == "overlap"]
     for e in sorted((e for e in events if e.type in ("cue", "interruption")), key=lambda e: e.t):
         if e.type == "cue":
             rows.append(f'<tr><td>{clock(e.t)}</td><td class="kind">{escape(e.text)}</td>'
                         f'<td class="reason">{escape(e.reason)}</td></tr>')
         else:
             rows.append(f'<tr><td>{clock(e.t)}</td><td class="kind cut">{escape(e.by.capitalize())} interrupted</td>'
-                        f'<td class="reason">{e.overlap_s:.1f} s of overlap</td></tr>')
+                        f'<td class="reason">{interruption_overlap(e, overlaps):.1f} s of overlap</td></tr>')
     if not rows:
         return '<p class="note">No cues and no interruptions.</p>'
     return f'<table class="moments"><tbody>{"".join(rows)}</tbody></table>'
