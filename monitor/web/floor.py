@@ -202,7 +202,11 @@ class CallState:
         self._order += 1
         if kind == "transcript":
             self._transcripts.append((self._order, raw))
-        elif kind in ("call_start", "cue", "pace", "levels", "call_end", "device"):
+        elif kind == "cue":  # every cue still up (the overlay shows a pushed-aside one again when the top one ends)
+            self._latest[f"cue:{raw.get('kind')}"] = (self._order, raw)
+        elif kind == "cue_end":
+            self._latest.pop(f"cue:{raw.get('kind')}", None)
+        elif kind in ("call_start", "stats", "pace", "levels", "call_end", "device"):
             self._latest[kind] = (self._order, raw)
 
     def add_note(self, note: dict) -> None:

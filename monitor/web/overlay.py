@@ -4,8 +4,9 @@ The pipeline calls `publish()` from its own thread; the event is encoded there a
 server's loop, which queues it in every client's Outbox. Each client's own sender task drains its
 Outbox at the client's pace, so a slow or stuck overlay only misses `levels` (superseded every 0.2 s)
 and never delays another client's cues; one hopelessly behind on cues is closed (1013).
-A client that connects gets the current call first: its call_start, last cue, pace, levels and
-call_end, and the last SNAPSHOT_TRANSCRIPTS transcripts, in the order they were published.
+A client that connects gets the current call first: its call_start, the last cue of each kind still up
+(a cue_end takes it out), the latest stats, pace, levels and call_end, and the last SNAPSHOT_TRANSCRIPTS
+transcripts, in the order they were published.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .outbox import Outbox, close_websocket
 log = logging.getLogger("calmline.overlay")
 
 SNAPSHOT_TRANSCRIPTS = 20
-LATEST = ("cue", "pace", "levels", "call_end")
+LATEST = ("stats", "pace", "levels", "call_end")
 """Event types of which a new client needs only the latest."""
 CLOSE_WAIT_S = 5.0
 ENDED = 4000
@@ -78,7 +79,7 @@ class OverlayPart:
         data = event.to_dict() if hasattr(event, "to_dict") else event
         text = dumps(data)
         try:
-            loop.call_soon_threadsafe(self._broadcast, str(data.get("type", "")), text)
+            loop.call_soon_threadsafe(self._broadcast, str(data.get("type", "")), text, data.get("kind"))
         except RuntimeError:  # the loop closed between the check and the call
             pass
 
@@ -103,14 +104,14 @@ class OverlayPart:
             client.sender.cancel()
             log.info("overlay gone: %s (%d levels dropped)", ws.client, client.outbox.dropped)
 
-    def _broadcast(self, kind: str, text: str) -> None:
-        self._remember(kind, text)
+    def _broadcast(self, kind: str, text: str, cue_kind=None) -> None:
+        self._remember(kind, text, cue_kind)
         for client in list(self._clients):
             if not client.outbox.put(kind, text):
                 log.warning("closing %s: %d events behind", client.ws.client, len(client.outbox))
                 self._close(client, 1013, "client too slow")
 
-    def _remember(self, kind: str, text: str) -> None:
+    def _remember(self, kind: str, text: str, cue_kind=None) -> None:
         """Keep what a (re)connecting overlay needs to show the current state at once."""
         self._seq += 1
         item = (self._seq, text)
@@ -119,6 +120,10 @@ class OverlayPart:
             self._transcripts.clear()
         elif kind == "transcript":
             self._transcripts.append(item)
+        elif kind == "cue":  # every cue still up, so that a lower one pushed aside is there too
+            self._latest[f"cue:{cue_kind}"] = item
+        elif kind == "cue_end":
+            self._latest.pop(f"cue:{cue_kind}", None)
         elif kind in LATEST:
             self._latest[kind] = item
 
