@@ -289,6 +289,51 @@ class IngestConfig:
 
 
 @dataclass
+class ScorecardWeightsConfig:
+    """How much each RESOLVED item weighs in the 0-100 score (relative; 0 leaves an item out)."""
+
+    respond: float = 1.5
+    empathize: float = 1.5
+    seek_to_solve: float = 1.5
+    open_mind: float = 0.5
+    listen: float = 2.0
+    verify: float = 0.5
+    execute: float = 1.0
+    document: float = 0.5
+    thank: float = 0.5
+
+
+@dataclass
+class ScorecardCostsConfig:
+    """What one occurrence of a behaviour takes off its item's credit (out of 1)."""
+
+    policy: float = 0.4
+    dead_air: float = 0.35
+    interruption: float = 0.3
+    raised_voice: float = 0.3
+    held_floor: float = 0.2
+    unacknowledged: float = 0.3
+    talk_share: float = 0.3
+
+
+@dataclass
+class ScorecardConfig:
+    repeat_exponent: float = 0.5
+    apology_within_s: float = 10.0
+    apology_late_s: float = 30.0
+    late_apology_credit: float = 0.4
+    undo_words: list = _phrases("policy", "procedure", "rules", "can't", "cannot", "can not", "unable",
+                                "not able", "nothing", "not allowed", "you have to", "you'll have to",
+                                "you will have to", "has to", "have to wait")
+    weights: ScorecardWeightsConfig = field(default_factory=ScorecardWeightsConfig)
+    costs: ScorecardCostsConfig = field(default_factory=ScorecardCostsConfig)
+
+    def __post_init__(self):
+        if sum(getattr(self.weights, f.name) for f in fields(self.weights)) <= 0:
+            raise UsageError("[scorecard.weights]: at least one item must weigh more than 0")
+
+
+@dataclass
 class Config:
     channels: ChannelsConfig = field(default_factory=ChannelsConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
@@ -302,6 +347,7 @@ class Config:
     redact: RedactConfig = field(default_factory=RedactConfig)
     hub: HubConfig = field(default_factory=HubConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    scorecard: ScorecardConfig = field(default_factory=ScorecardConfig)
 
 
 RANGES: dict[str, tuple[float, float]] = {
@@ -340,6 +386,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "hub.max_connections_per_agent": (1, 1000), "hub.max_calls_per_agent": (1, 1000),
     "ingest.idle_timeout_s": (0.1, 3600), "ingest.flood_budget_s": (0.1, 60),
     "ingest.reconnect_grace_s": (0, 3600), "ingest.processes": (-1, 64), "ingest.audiohook.max_signature_age_s": (1, 3600),
+    "scorecard.repeat_exponent": (0, 1), "scorecard.apology_within_s": (0, 600),
+    "scorecard.apology_late_s": (0, 3600), "scorecard.late_apology_credit": (0, 1),
+    **{f"scorecard.weights.{k}": (0, 10) for k in ("respond", "empathize", "seek_to_solve", "open_mind", "listen",
+                                                   "verify", "execute", "document", "thank")},
+    **{f"scorecard.costs.{k}": (0, 1) for k in ("policy", "dead_air", "interruption", "raised_voice", "held_floor",
+                                                "unacknowledged", "talk_share")},
 }
 NONEMPTY = {"cues.own_the_problem.phrases", "cues.acknowledge.frustration", "cues.acknowledge.acknowledgements"}
 """Lists a cue rule needs: an empty one would silently turn the rule off (use `enabled = false` for that)."""
