@@ -5,8 +5,9 @@
 the server every call of every agent reaches the floor (monitor.web.floor_room), so this part streams from
 there: on connect the snapshot of the agent's current call, then every event of that agent's calls as it
 arrives, through the client's own Outbox (levels may be dropped for a slow client, cues and transcripts
-never), and a `call_summary` after each `call_end` (sent again with the scorecard's score once a call
-recorded on this server is closed). An agent is sent their own calls only. A supervisor may
+never), and a `call_summary` after each `call_end` (sent again with the scorecard's score and the agent's
+self-view, monitor.web.self_view, once a call recorded on this server is closed). Supervisors' notes
+(monitor.web.notes) arrive as `note` events and are recorded with the call when it is recorded here. An agent is sent their own calls only. A supervisor may
 open `/?agent=NAME` to see what that agent sees.
 """
 
@@ -23,6 +24,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .app import ui_dir
 from .auth import SUPERVISOR
+from .notes import record_note
+from .self_view import self_view
 from .outbox import Outbox, close_websocket
 
 log = logging.getLogger("calmline.agents")
@@ -72,6 +75,11 @@ class AgentOverlayPart:
     async def startup(self) -> None:
         if self.library is not None:
             self.floor_part.floor.on_viewed_call_end.append(self._score_later)
+            self.floor_part.floor.on_note.append(self._record_note)
+
+    def _record_note(self, call, note: dict) -> None:
+        """A supervisor's note goes into the call's stored events when the call is recorded here."""
+        asyncio.get_running_loop().run_in_executor(None, record_note, self.library.store, call.call_id, note)
 
     def _score_later(self, call) -> None:
         task = asyncio.ensure_future(self._score(call.call_id))
@@ -91,7 +99,13 @@ class AgentOverlayPart:
             if summary == "absent":
                 return
             if summary is not None:
-                self.floor_part.floor.send_summary(call_id, summary["score"])
+                try:  # the self-view: score out of 100, one thing that went well, one to try next time
+                    view = await self.library._read(
+                        lambda: self_view(call_id, self.library.store.events(call_id), self.library.config))
+                except Exception:  # noqa: BLE001
+                    log.exception("cannot make the self-view of call %s", call_id)
+                    view = None
+                self.floor_part.floor.send_summary(call_id, summary["score"], view)
                 return
             await asyncio.sleep(SCORE_POLL_S)
 

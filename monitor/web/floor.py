@@ -94,8 +94,8 @@ class CallState:
         """The customer's first spurts' loudness (their baseline)."""
         self.flagged_since: float | None = None
         """Audio time the call first reached ATTENTION, while it stays there."""
-        self.resolved: list[str] = []
-        """Reasons that cleared since the floor last looked (for resolving their alerts)."""
+        self.scored: tuple[dict | None, dict | None] = (None, None)
+        """The ended call's score and the agent's self-view, once its recording here is scored."""
         self.conn = None
         """The local monitor connection currently sending this call (None for calls of other servers)."""
         self.changed_at = 0.0

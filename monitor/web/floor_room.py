@@ -309,7 +309,7 @@ class Floor:
             for raw in call.snapshot():
                 viewer.put(str(raw.get("type", "")), dumps(raw))
             if call.status == "ended":
-                viewer.put("call_summary", dumps(self.summary(call)))
+                viewer.put("call_summary", dumps(self.summary(call, *call.scored)))
         self.viewers.setdefault(viewer.agent, set()).add(viewer)
 
     def unview(self, viewer) -> None:
@@ -319,7 +319,7 @@ class Floor:
             if not viewers:
                 del self.viewers[viewer.agent]
 
-    def summary(self, call: CallState, score: dict | None = None) -> dict:
+    def summary(self, call: CallState, score: dict | None = None, self_view: dict | None = None) -> dict:
         """What an agent's overlay shows when their call ends: how long, cues, interruptions, talk share, and
         the scorecard's score once the call is recorded here ({met, total}; absent until then)."""
         tile = call.tile()
@@ -328,14 +328,18 @@ class Floor:
                "share": tile["share"], "wpm": call.wpm}
         if score is not None:
             out["score"] = score
+        if self_view is not None:
+            out["self_view"] = self_view
         return out
 
-    def send_summary(self, call_id: str, score: dict) -> None:
-        """The ended call's summary again, now with its score, to the overlays still showing it."""
+    def send_summary(self, call_id: str, score: dict, self_view: dict | None = None) -> None:
+        """The ended call's summary again, now with its score (and the agent's self-view, monitor.web.self_view),
+        to the overlays still showing it; kept for an overlay that connects later."""
         call = self.calls.get(call_id)
         if call is None or self.current.get(call.agent) != call_id:
             return
-        text = dumps(self.summary(call, score))
+        call.scored = (score, self_view)
+        text = dumps(self.summary(call, score, self_view))
         for viewer in list(self.viewers.get(call.agent, ())):
             viewer.put("call_summary", text)
 
