@@ -2,8 +2,10 @@
 
 Each WebSocket is checked at the upgrade (API key and signature, Twilio signature, token: 401 with
 a one-line reason and a log line), then driven by its protocol's state machine. The event loop only
-moves bytes: every call (`CallRun`) is an actor served by a few worker threads (`workers.Workers`), where
-its timeline resamples to 16 kHz and its `CallSession` analyses, records and publishes. A call that
+moves bytes: every call (`CallRun`) is analysed by a `CallWork` (callwork.py: its timeline resamples to
+16 kHz, its `CallSession` analyses, records and publishes) in a worker process of the pool (pool.py,
+`[ingest] processes`), or with `processes` 0 or 1 as an actor served by a few worker threads here
+(`workers.Workers`). A call that
 cannot keep up loses audio, not time: what is not analysed becomes silence at its place.
 
 A dropped AudioHook connection holds its call for `reconnect_grace_s`; a new session whose `open`
@@ -31,7 +33,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..config import Config
-from ..events import Event
+from ..events import CallEnd, DeviceStatus, Event
 from ..library.store import Store
 from ..session.session import CallResult, CallSession
 from ..web.app import origin_optional
@@ -40,8 +42,10 @@ from . import signature
 from .actions import Audio, CloseSocket, Ended, Opened, Send
 from .audiohook import AudioHookLimits, AudioHookSession
 from .pcm import PcmStream, token_ok
-from .timeline import CallTimeline, TimelineStats
+from .timeline import TimelineStats
 from .twilio import TwilioStream, signature_ok
+from .callwork import CallWork, WorkDone
+from .pool import CallSpec, PoolOptions, ProcessPool
 from .workers import Workers
 
 log = logging.getLogger("calmline.ingest")
@@ -50,22 +54,10 @@ CLOSE_WAIT_S = 5.0
 """How long a connection we are closing may take to say goodbye (AudioHook's close transaction)."""
 QUEUE_SECONDS = 10.0
 """Audio a call's analysis may fall behind by before new audio is dropped (and becomes silence)."""
-TWILIO_SLACK = 80
-"""Twilio timestamps within 10 ms of where a track's audio ended are taken as contiguous."""
 UNKNOWN_AGENT = "unknown"
 PCM_SUBPROTOCOLS = ("audio.jambonz.org", "audio.drachtio.org")
 """What jambonz `listen` and FreeSWITCH mod_audio_fork ask for; the stream is the same."""
 CLOSING = ("DISCONNECTING", "CLOSED")
-
-
-@dataclass
-class LineStatus:
-    """A `device` event for the call's line (lost, ok), in the shape CallSession.push takes."""
-
-    label: str
-    state: str
-    message: str
-    t: float
 
 
 @dataclass
@@ -82,19 +74,18 @@ class FinishedCall:
     dropped_s: float
     timeline: TimelineStats
     wall_s: float
+    pid: int = 0                 # the process that analysed it
 
 
 class CallRun:
-    """One call. The event loop posts audio and the end; a worker thread does the work, in order."""
+    """One call, on the loop's side: it posts audio and the end to whatever analyses the call (a
+    `CallWork` on a worker thread here, or in a worker process of the pool), in order, and counts
+    what is still waiting, so that a call that cannot keep up loses audio, not time."""
 
-    def __init__(self, opened: Opened, session: CallSession, on_done: Callable[[CallRun], None], workers: Workers,
-                 started_at: float | None = None):
+    def __init__(self, opened: Opened, on_done: Callable[[CallRun], None], started_at: float | None = None):
         self.opened = opened
         self.agent = opened.agent or UNKNOWN_AGENT
-        self.session = session
-        slack = TWILIO_SLACK if opened.source == "twilio" else 0
-        self.timeline = CallTimeline(opened.rate, max_skew_s=2.0, slack=slack)
-        self.queued = 0                # samples waiting (the loop adds, the worker removes)
+        self.queued = 0                # samples waiting (the loop adds, the analysis side removes)
         self.limit = int(QUEUE_SECONDS * opened.rate)
         self.end_position = 0          # loop side: the furthest sample queued, in call samples
         self.base = 0                  # loop side: where the current connection's sample 0 is in the call
@@ -103,19 +94,54 @@ class CallRun:
         self.detached_at: float | None = None
         self.grace: asyncio.TimerHandle | None = None
         self.ending = False
+        self.lost = False              # its worker process died: the call is over, its stream is closed
         self.reason = ""
         self.interrupted = False
         self.result: CallResult | None = None
+        self.stats = TimelineStats()
+        self.seconds = 0.0
+        self.pid = os.getpid()
+        self.call_id = ""             # known from the result, or from its events when its process died
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._on_done = on_done
-        self._started_at = time.time() if started_at is None else started_at
+        self.started_at = time.time() if started_at is None else started_at
         self._wall = time.monotonic()
-        self._actor = workers.actor(self._handle)
-        self._actor.post(("start",))
+        self._post: Callable[[tuple], None] = lambda item: None
+
+    def on_thread(self, session: CallSession, workers: Workers) -> None:
+        """Analyse the call on the server's worker threads."""
+        work = CallWork(session, self.opened.rate, self.opened.source, self.started_at, self.opened.call_id)
+
+        def handle(item) -> bool:
+            if item[0] == "audio":
+                self.acked(len(item[2]))
+            if work.handle(item):
+                self.finished(work.done)
+                return True
+            return False
+
+        self._post = workers.actor(handle).post
+        self._post(("start",))
+
+    def in_process(self, pool: ProcessPool, spec: CallSpec, publish: Sequence[Callable[[Event], None]],
+                   store: Store | None) -> None:
+        """Analyse the call in a worker process; its events come back to `publish` here."""
+        def on_event(event: Event) -> None:
+            for target in publish:
+                target(event)
+
+        def on_lost(reason: str, call_id: str | None, t: float) -> None:
+            self._lost(reason, call_id, t, publish, store)
+
+        call = pool.open(spec, on_event, self.acked, self.finished, on_lost)
+        self.pid = call.pid or 0
+        self._post = call.post
 
     # ---- loop side ----
     def audio(self, item: Audio) -> None:
+        if self.lost:
+            return
         start = self.base + item.start
         n = len(item.samples)
         with self._lock:
@@ -127,10 +153,10 @@ class CallRun:
                 return
             self.queued += n
         self.end_position = max(self.end_position, start + n)
-        self._actor.post(("audio", start, item.samples, item.parties))
+        self._post(("audio", start, item.samples, item.parties))
 
     def status(self, state: str, message: str) -> None:
-        self._actor.post(("status", state, message))
+        self._post(("status", state, message))
 
     def end(self, reason: str, interrupted: bool) -> None:
         if self.ending:
@@ -139,50 +165,41 @@ class CallRun:
         if self.grace is not None:
             self.grace.cancel()
             self.grace = None
-        self._actor.post(("end", reason, interrupted))
+        self._post(("end", reason, interrupted))
 
-    # ---- on a worker, one item at a time ----
-    def _handle(self, item) -> bool:
-        """One item of work; True once the call is over (finished, or failed)."""
-        session, timeline = self.session, self.timeline
-        try:
-            kind = item[0]
-            if kind == "start":
-                session.start(self._started_at)
-            elif kind == "audio":
-                _, start, samples, parties = item
-                with self._lock:
-                    self.queued -= len(samples)
-                for frame in timeline.add_block(start, samples, parties):
-                    session.push(frame)
-            elif kind == "status":
-                session.push(LineStatus("customer", item[1], item[2], round(timeline.seconds, 3)))
-            else:
-                _, reason, interrupted = item
-                if interrupted:
-                    session.push(LineStatus("customer", "lost", f"call stream interrupted: {reason}",
-                                            round(timeline.seconds, 3)))
-                for frame in timeline.finish():
-                    session.push(frame)
-                self.result = session.finish()
-                self._done()
-                return True
-            return False
-        except Exception:
-            log.exception("call %s failed; its recording is closed as it was", self.opened.call_id)
-            session.abort()
-            self._done()
-            return True
+    # ---- the analysing side reports (a worker thread, or a pool's reader thread) ----
+    def acked(self, samples: int) -> None:
+        with self._lock:
+            self.queued -= samples
 
-    def _done(self) -> None:
+    def finished(self, done: WorkDone) -> None:
+        self.result, self.stats, self.seconds = done.result, done.stats, done.seconds
         self.done.set()
         self._on_done(self)
 
+    def _lost(self, reason: str, call_id: str | None, t: float, publish, store: Store | None) -> None:
+        """Its worker process died: the call ends as interrupted where its events stopped, what was
+        recorded is kept (the store mends it: FLAC header, status), its outputs are told."""
+        self.lost = self.ending = True
+        self.interrupted, self.reason = True, reason
+        if call_id is not None:
+            for event in (DeviceStatus(t=round(t, 3), party="customer", state="lost", message=reason),
+                          CallEnd(t=round(t, 3))):
+                for target in publish:
+                    target(event)
+            if store is not None:
+                try:
+                    store.call(call_id)  # mends a call whose recorder is dead (its process is reaped)
+                except Exception as exc:  # noqa: BLE001 - the next read mends it instead
+                    log.warning("call %s: recording not mended yet (%s)", call_id, exc)
+        self.call_id = call_id or ""
+        self.finished(WorkDone(None, TimelineStats(), t, failed=True))
+
     def summary(self) -> FinishedCall:
         o = self.opened
-        return FinishedCall(self.result.call_id if self.result else "", self.agent, o.source, o.call_id, self.result,
-                            self.interrupted, self.reason, self.dropped / o.rate, self.timeline.stats,
-                            time.monotonic() - self._wall)
+        return FinishedCall(self.result.call_id if self.result else self.call_id, self.agent, o.source, o.call_id, self.result,
+                            self.interrupted, self.reason, self.dropped / o.rate, self.stats,
+                            time.monotonic() - self._wall, self.pid)
 
 
 class IngestPart:
@@ -195,7 +212,9 @@ class IngestPart:
     def __init__(self, config: Config, store: Store | None = None,
                  publish_for: Callable[[str, Opened], Sequence[Callable[[Event], None]]] | None = None,
                  on_finished: Callable[[FinishedCall], None] | None = None, transcribe: bool | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, processes: int | None = None):
+        """`processes`: worker processes for the calls' analysis (default `[ingest] processes`; -1 one per
+        core; 0 or 1 none: the calls run on `workers` threads of this process)."""
         self.config = config
         self.ingest = config.ingest
         self.store = store
@@ -213,11 +232,22 @@ class IngestPart:
         self._streams: dict[str, CallRun] = {}   # AudioHook session id -> its call, for continuedSessions
         self.worker_threads = workers or os.cpu_count() or 2
         self.workers: Workers | None = None
+        wanted = self.ingest.processes if processes is None else processes
+        self.processes = (os.cpu_count() or 1) if wanted < 0 else wanted
+        self.pool: ProcessPool | None = None
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         ingest = self.ingest
-        if ingest.audiohook.api_keys or ingest.twilio.auth_token or ingest.pcm.token:  # calls may come
+        calls_may_come = bool(ingest.audiohook.api_keys or ingest.twilio.auth_token or ingest.pcm.token)
+        if calls_may_come and self.processes >= 2:
+            options = PoolOptions(self.config, str(self.store.dir) if self.store is not None else None,
+                                  self.transcribe, self.processes, logging.getLogger("calmline").getEffectiveLevel(),
+                                  getattr(self.store, "url", ""))
+            self.pool = ProcessPool(options)
+            await asyncio.to_thread(self.pool.start)  # each loads its models before the first call
+            return
+        if calls_may_come:
             await asyncio.to_thread(self._warm_up)
         self.workers = Workers(self.worker_threads)
 
@@ -234,6 +264,8 @@ class IngestPart:
             await asyncio.to_thread(run.done.wait, 60)
         if self.workers is not None:
             await asyncio.to_thread(self.workers.stop)
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.stop)
         self.loop = None
 
     @property
@@ -315,6 +347,10 @@ class IngestPart:
                 run, closed = await self._apply(ws, actions, run, conn)
                 if closed:
                     break
+                if run is not None and run.lost and run.owner is conn:  # its worker process died
+                    run.owner = None
+                    await close_websocket(ws, 1011, run.reason)
+                    break
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             log.info("ingest connection ended: %s", exc or type(exc).__name__)
             run = self._apply_local(machine.on_socket_closed(clean=False), run, conn)
@@ -363,11 +399,17 @@ class IngestPart:
         if agent != config.store.agent_name:
             config = dataclasses.replace(config, store=dataclasses.replace(config.store, agent_name=agent))
         publish = list(self.publish_for(agent, opened)) if self.publish_for else []
-        session = CallSession(config=config, source=f"{opened.source}:{opened.call_id}", transcribe=self.transcribe,
-                              live=True, store=self.store, publish=publish)
-        run = CallRun(opened, session, self._done, self.workers)
+        source = f"{opened.source}:{opened.call_id}"
+        run = CallRun(opened, self._done)
         run.owner = conn
         self.runs.add(run)
+        if self.pool is not None:
+            spec = CallSpec(config, source, self.transcribe, opened.rate, opened.source, run.started_at,
+                            opened.call_id)
+            run.in_process(self.pool, spec, publish, self.store)
+        else:
+            run.on_thread(CallSession(config=config, source=source, transcribe=self.transcribe, live=True,
+                                      store=self.store, publish=publish), self.workers)
         if opened.source == "audiohook":
             self._streams[opened.call_id] = run
         log.info("%s call %s for agent %r started", opened.source, opened.call_id, agent)
@@ -408,7 +450,7 @@ class IngestPart:
         summary = run.summary()
         log.info("%s call %s (agent %r) finished%s: %.1f s of audio, %.1f s dropped", summary.source,
                  summary.stream_id, summary.agent, " as interrupted (" + summary.reason + ")" if summary.interrupted
-                 else "", run.timeline.seconds, summary.dropped_s)
+                 else "", run.seconds, summary.dropped_s)
         self.finished.append(summary)
         loop = self.loop
         if loop is not None:
