@@ -79,7 +79,9 @@ class AgentOverlayPart:
 
     def _record_note(self, call, note: dict) -> None:
         """A supervisor's note goes into the call's stored events when the call is recorded here."""
-        asyncio.get_running_loop().run_in_executor(None, record_note, self.library.store, call.call_id, note)
+        task = asyncio.ensure_future(self.library._read(record_note, self.library.store, call.call_id, note))
+        self._scoring.add(task)
+        task.add_done_callback(self._scoring.discard)
 
     def _score_later(self, call) -> None:
         task = asyncio.ensure_future(self._score(call.call_id))

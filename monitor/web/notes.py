@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -29,8 +27,8 @@ NOTE_RATE_PER_S = 0.2
 NOTE_BURST = 3
 NOTES_KEPT = 10
 """Notes of a call kept for an overlay that (re)connects mid-call."""
-NOTE_SEQ = 1 << 40
-"""Stored notes' sequence numbers start here: far above a recorder's own, so neither collides."""
+NOTE_SEQ = 2_000_000_000
+"""Stored notes' sequence numbers start here (within a 32-bit INTEGER): far above a recorder's own."""
 CARDS = {
     "acknowledge": "Acknowledge how they feel before you solve",
     "slow_down": "Slow down and lower your voice",
@@ -92,25 +90,16 @@ def note_event(note_id: int, t: float, sender: str, request: NoteRequest) -> dic
 
 
 def record_note(store, call_id: str, note: dict) -> bool:
-    """Add the note to the call's stored events, when this store records that call; False when it does not.
-    Runs in a worker thread: a recorder may hold the database for a moment."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        try:
-            con = sqlite3.connect(str(store.dir / "calls.db"), timeout=1.0)
-            try:
-                with con:
-                    if con.execute("SELECT 1 FROM calls WHERE id = ?", (call_id,)).fetchone() is None:
-                        return False
-                    seq = con.execute("SELECT COALESCE(MAX(seq) + 1, ?) FROM events WHERE call_id = ? AND seq >= ?",
-                                      (NOTE_SEQ, call_id, NOTE_SEQ)).fetchone()[0]
-                    con.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                                (call_id, seq, note["t"], "note", json.dumps(note, separators=(",", ":"))))
-                return True
-            finally:
-                con.close()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) and "busy" not in str(error) or time.monotonic() > deadline:
-                log.warning("note for call %s not recorded: %s", call_id, error)
-                return False
-            time.sleep(0.05)
+    """Add the note to the call's stored events when this store (SQLite or PostgreSQL, monitor.library) records
+    that call; False when it does not. Blocking: run it off the event loop, under the library's lock."""
+    try:
+        if not store._query("SELECT 1 FROM calls WHERE id = ?", (call_id,)):
+            return False
+        seq = store._query("SELECT COALESCE(MAX(seq) + 1, ?) FROM events WHERE call_id = ? AND seq >= ?",
+                           (NOTE_SEQ, call_id, NOTE_SEQ))[0][0]
+        store._write("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                     (call_id, seq, note["t"], "note", json.dumps(note, separators=(",", ":"))))
+        return True
+    except Exception as error:  # noqa: BLE001 - a busy or full store loses the note's record, not the note
+        log.warning("note for call %s not recorded: %s", call_id, error)
+        return False
