@@ -190,7 +190,7 @@ class QueuedWriter:
 
     def commit(self, events: list, metrics: list, spans: list) -> None:
         self.queue.put("events", events)
-        self.queue.put("metrics", metrics)
+        self.queue.put("metrics", [(*m[:4], int(m[4]), int(m[5]), *m[6:]) for m in metrics])  # as SQLite keeps them
         self.queue.put("redactions", spans)
 
     def finish(self, call_id: str, status: str, duration: float) -> None:
@@ -297,7 +297,7 @@ class WriteBehind:
                             cur.execute(f"INSERT INTO servers VALUES (%s, {NOW}) ON CONFLICT (id) DO UPDATE "
                                         f"SET seen_at = {NOW}", (self.server,))
                             next_beat = time.monotonic() + BEAT_S
-            except psycopg.Error as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # away: keep the rows, try again
                 if self.down_since is None:
                     self.down_since = time.monotonic()
                     log.warning("call library: PostgreSQL unreachable (%s); %d rows kept, retrying",

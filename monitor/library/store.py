@@ -246,7 +246,7 @@ class Store:
         """A mended call's audio silenced over its stored redactions (its recorder died holding them);
         audio that cannot be silenced is deleted rather than kept."""
         try:
-            silence_stored(path, self._query('SELECT start, "end" FROM redactions WHERE call_id = ? AND silenced',
+            silence_stored(path, self._query('SELECT start, "end" FROM redactions WHERE call_id = ? AND silenced != 0',
                                              (call_id,)))
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: cannot silence its redacted words (%s); audio deleted", path, exc)
