@@ -2,7 +2,9 @@
 /* calmline's shared script, for the overlay, the floor's live view and the replay's "overlay as it was".
 
    Calmline.reduce(state, event) folds one event (docs/protocol.md) into a call's state: the cues still up,
-   each party's level, talking and pace, the talk share and the recent transcript. The pages only draw that
+   each party's level, talking and pace, the talk share and the recent transcript. A `held` cue is up until
+   its `cue_end` (or a `stats` that no longer lists it); an older cue, without `held`, for a few seconds.
+   The talk share and pace are the server's (`stats`) once it has sent them. The pages only draw that
    state, so the three show a call the same way. Which cue shows is decided by each cue's `rank` (higher is
    more urgent), which the monitor sends: no page keeps a list of cue kinds. Plain script, no build step:
    it defines one global, `Calmline`. */
@@ -28,6 +30,8 @@
       talking: { agent: false, customer: false },
       wpm: { agent: null, customer: null },
       talk: { agent: 0, customer: 0 },      // seconds of each party's closed talk spurts
+      stats: null,                          // the server's latest `stats`: {talk_s, share, wpm, t}
+      note: null,                           // the latest positive note of a cue_end: {kind, text, t, at}
       finals: [],                           // the last `lines` final transcript lines
       interim: {},                          // party -> that party's interim line
     };
@@ -65,7 +69,26 @@
       // A newer cue of the same kind replaces the older one and restarts its time.
       st.cues.delete(kind);
       st.cues.set(kind, { kind, text: text(ev.text) || kind, reason: text(ev.reason), t: num(ev.t) ? ev.t : st.now,
-                          rank: num(ev.rank) ? ev.rank : 0, at: num(at) ? at : null });
+                          rank: num(ev.rank) ? ev.rank : 0, at: num(at) ? at : null, held: ev.held === true });
+    },
+    cue_end(st, ev, at) {
+      const kind = text(ev.kind);
+      st.cues.delete(kind);
+      const note = text(ev.note).trim();
+      if (note) st.note = { kind, text: note, t: num(ev.t) ? ev.t : st.now, at: num(at) ? at : null };
+    },
+    stats(st, ev) {
+      const talk = {};
+      const wpm = {};
+      for (const p of PARTIES) {
+        talk[p] = record(ev.talk_s) && num(ev.talk_s[p]) ? ev.talk_s[p] : 0;
+        wpm[p] = record(ev.wpm) && num(ev.wpm[p]) ? ev.wpm[p] : null;
+        st.wpm[p] = wpm[p];
+      }
+      st.stats = { t: num(ev.t) ? ev.t : st.now, talk_s: talk, share: num(ev.share) ? ev.share : null, wpm };
+      if (Array.isArray(ev.cues)) {  // a held cue whose cue_end was missed goes when the server no longer has it up
+        for (const [kind, cue] of st.cues) if (cue.held && !ev.cues.includes(kind)) st.cues.delete(kind);
+      }
     },
     pace(st, ev) {
       for (const p of PARTIES) if (record(ev.wpm) && p in ev.wpm) st.wpm[p] = num(ev.wpm[p]) ? ev.wpm[p] : null;
@@ -99,14 +122,15 @@
   }
 
   /** Seconds a cue has been up: in audio time, or on the clock of `at` when that is longer (a live page
-      keeps counting while no events come). */
+      keeps counting while no events come). A held cue does not age: it is up until its cue_end. */
   function cueAge(st, cue, wall) {
+    if (cue.held) return 0;
     const audio = st.now - cue.t;
     return num(wall) && num(cue.at) ? Math.max(audio, wall - cue.at) : audio;
   }
 
-  /** The cue to show: of those up for less than `cueS`, the one of highest rank (the first to come on a
-      tie). Cues past `cueS` are let go. */
+  /** The cue to show: of those up (held, or up for less than `cueS`), the one of highest rank (the first to
+      come on a tie). Cues past `cueS` are let go; a lower cue shows again once the one above it ends. */
   function currentCue(st, cueS, wall) {
     let best = null;
     for (const [kind, cue] of st.cues) {
@@ -116,13 +140,27 @@
     return best;
   }
 
-  /** The transcript lines to show, oldest first: finals, then any interims. */
-  function lines(st) {
-    return [...st.finals, ...Object.values(st.interim)].slice(-st.lines);
+  /** The positive note to show (a cue_end's `note`) while it is younger than `noteS`, else null. */
+  function currentNote(st, noteS, wall) {
+    const n = st.note;
+    if (!n) return null;
+    const age = num(wall) && num(n.at) ? Math.max(st.now - n.t, wall - n.at) : st.now - n.t;
+    return age < noteS ? n : null;
   }
 
-  /** The agent's share of closed talk (0..1), or null before anyone finished a spurt. */
+  /** The transcript lines to show, oldest first: finals, then (unless `interim` is false) each party's
+      interim. An interim re-hears its party's phrase from its start, so it hides that party's finals from
+      there on: a phrase never shows twice. */
+  function lines(st, { interim = true } = {}) {
+    const open = interim ? Object.values(st.interim) : [];
+    const finals = st.finals.filter((f) => !open.some((i) => i.party === f.party && f.start >= i.start));
+    return [...finals, ...open].slice(-st.lines);
+  }
+
+  /** The agent's share of the talk (0..1): the server's (stats) once sent, else of the closed spurts seen;
+      null before anyone talked. */
   function share(st) {
+    if (st.stats && num(st.stats.share)) return st.stats.share;
     const total = st.talk.agent + st.talk.customer;
     return total > 0 ? st.talk.agent / total : null;
   }
@@ -194,7 +232,7 @@
   }
 
   globalThis.Calmline = Object.freeze({
-    PARTIES, FLOOR_DB, state, reduce, cueAge, currentCue, lines, share, finalLines,
+    PARTIES, FLOOR_DB, state, reduce, cueAge, currentCue, currentNote, lines, share, finalLines,
     clock, db, percent, wpm, setMeter, showLines,
   });
 })();
