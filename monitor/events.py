@@ -202,6 +202,21 @@ class Pace(Event):
 
 
 @dataclass
+class Sentiment(Event):
+    """The customer's sentiment in [-1, 1] (below 0 upset, above 0 pleased), from words and voice: `trend`
+    the live value, `recent` that of the `talk_s` seconds of talk since the previous one, `from_words` and
+    `from_voice` the trend's two parts (null until known). monitor/analysis/sentiment.py says how."""
+
+    party: str = ""
+    trend: float | None = None
+    recent: float = 0.0
+    talk_s: float = 0.0
+    from_words: float | None = None
+    from_voice: float | None = None
+    type = "sentiment"
+
+
+@dataclass
 class DeviceStatus(Event):
     """A party's capture device was lost, came back, or overflowed (`state`: lost, ok, overflow)."""
 
@@ -240,7 +255,9 @@ PARTY_FIELDS = {"party", "by", "before", "after"}
 RANGES = {
     "t": (0.0, 1e6), "start": (0.0, 1e6), "end": (0.0, 1e6), "at": (0.0, 1e6), "duration": (0.0, 1e6),
     "overlap_s": (0.0, 1e6), "started_at": (0.0, 1e11), "loudness_dbfs": (-200.0, 100.0),
-    "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000), "talk_s": (0.0, 1e6), "share": (0.0, 1.0),
+    "levels": (-200.0, 100.0), "wpm": (0.0, 2000.0), "rank": (0, 1000),
+    "talk_s": (0.0, 1e6), "share": (0.0, 1.0),
+    "trend": (-1.0, 1.0), "recent": (-1.0, 1.0), "from_words": (-1.0, 1.0), "from_voice": (-1.0, 1.0),
 }
 """Sane ranges of numbers by field (audio seconds up to 11 days, dBFS, words per minute); others +-1e9."""
 TEXT_LIMITS = {"text": 4000, "reason": 1000, "message": 1000, "source": 1000}
