@@ -76,6 +76,7 @@ function handle(ev) {
   if (!ev || typeof ev !== "object") return;
   Calmline.reduce(state, ev, performance.now() / 1000);
   if (Object.hasOwn(extras, ev.type)) extras[ev.type](ev);
+  if (typeof CalmlineNotes !== "undefined") CalmlineNotes.handle(ev);  // supervisors' notes, self-view (overlay_notes.js)
   render();
 }
 
