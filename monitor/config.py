@@ -91,9 +91,15 @@ def _phrases(*items: str):
 @dataclass
 class OwnTheProblemConfig:
     enabled: bool = True
-    phrases: list = _phrases("it's our policy", "it is our policy", "company policy", "not my department",
-                             "nothing i can do", "there's nothing i can do", "you'll have to call",
-                             "you will have to call", "calm down", "not my job", "not my problem")
+    # Patterns (monitor/analysis/phrases.py: stems, a word between, a|b, [optional], ..., {any order},
+    # !innocent use, one misheard word).
+    phrases: list = _phrases("it|that|this is [just] our|company|the policy", "policy says|states|requires",
+                             "policy do|does|will not", "per|against|under|to our|company|the policy",
+                             "company policy", "nothing [more|else] i|we can do", "not something i|we [can] do|handle|help",
+                             "we do not handle|deal|do", "you [will|would] need|have to contact|call|take|speak|ask",
+                             "!not need|have to", "not able|allowed to do|help|change", "can not do anything",
+                             "calm down", "not my department|job|problem|responsibility|fault", "out of my hands",
+                             "we|i are|am not responsible", "system will|does not let|allow", "those|these are the rules")
     cooldown_s: float = 20.0
 
 
@@ -108,7 +114,7 @@ class AcknowledgeConfig:
                                  "damn", "hell")
     acknowledgements: list = _phrases("sorry", "apologize", "apologise", "i understand", "understand how",
                                       "i hear you", "i see why", "that must be", "frustrating for you",
-                                      "i can imagine", "thank you for your patience")
+                                      "i can imagine", "thank you for your patience", "!understand but", "!sorry but")
     cooldown_s: float = 30.0
 
 
@@ -157,6 +163,22 @@ class TranscriptionConfig:
     beam_size: int = 1
     partial_every_s: float = 1.0
     pace_window_s: float = 25.0
+    hotwords: str = ("it is our policy, policy says, policy do not, per our policy, company policy, nothing i can do, "
+                     "not something i do, we do not handle, you need to contact, not able to do, can not do anything, "
+                     "calm down, not my department, out of my hands, we are not responsible, system will not let, "
+                     "those are the rules")
+
+
+@dataclass
+class SentimentConfig:
+    enabled: bool = True
+    every_s: float = 3.0
+    trend_s: float = 15.0
+    words_weight: float = 0.6
+    pitch: bool = True
+    level_full_db: float = 9.0
+    pitch_full_st: float = 4.0
+    baseline_s: float = 5.0
 
 
 @dataclass
@@ -342,6 +364,7 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     cues: CuesConfig = field(default_factory=CuesConfig)
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    sentiment: SentimentConfig = field(default_factory=SentimentConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
@@ -380,6 +403,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "cues.pause_first.within_s": (1, 3600), "cues.pause_first.cooldown_s": (0, 3600),
     "transcription.threads": (1, 64), "transcription.beam_size": (1, 20),
     "transcription.partial_every_s": (0.1, 60), "transcription.pace_window_s": (1, 600),
+    "sentiment.every_s": (0.5, 600), "sentiment.trend_s": (1, 3600), "sentiment.words_weight": (0, 1),
+    "sentiment.level_full_db": (2, 60), "sentiment.pitch_full_st": (1, 24), "sentiment.baseline_s": (0, 600),
     "server.port": (0, 65535), "hub.port": (0, 65535),
     "store.retention_days": (0, 36500), "store.redact_hold_s": (0, 3600),
     "redact.min_digits": (1, 64), "redact.run_window_s": (0, 600), "redact.audio_pad_s": (0, 5),
@@ -483,4 +508,9 @@ def _check(default, value, path: str, name: str):
     if name in NONEMPTY and not [x for x in value if x.strip()]:
         raise UsageError(f"{path}: [{section}] {key} must not be empty (the rule needs it; "
                          f"set enabled = false to turn it off)")
+    if name in NONEMPTY:
+        from .analysis.phrases import check
+
+        if problem := check(value):
+            raise UsageError(f"{path}: [{section}] {key}: {problem}")
     return value
