@@ -3,7 +3,11 @@
    snapshot, then `tile`, `alert`, `call_end` and `remove` messages; after a `watch` it also streams that call's
    events, which the live view shows as the agent's overlay would. A WebSocket message may hold several JSON
    objects, one per line. See docs/protocol.md, "The hub". The live view's state comes from Calmline.reduce
-   (calmline.js), as the overlay's does. */
+   (calmline.js), as the overlay's does.
+   Alerts: each can be acknowledged (for this supervisor, kept by the server, so a reload keeps it); one whose
+   reason cleared shows as resolved; one of an ended call opens its replay. A beep and a desktop notification
+   per new alert are each off until switched on here (remembered in this browser). The live view sends the
+   agent a short text or a coaching card (`say`); the server checks, caps and rate-limits it. */
 
 const PARTIES = Calmline.PARTIES;
 const CUE_S = 8;                 // how long a cue stays up in the live view (as the overlay's default)
@@ -20,6 +24,8 @@ const ui = {
   alerts: $("alerts"), live: $("live"), liveAgent: $("live-agent"), liveStatus: $("live-status"),
   liveDur: $("live-dur"), liveCue: $("live-cue"), liveCueBox: $("live-cue-box"), liveShare: $("live-share"),
   liveInt: $("live-int"), liveCues: $("live-cues"), liveReasons: $("live-reasons"), liveTranscript: $("live-transcript"),
+  sound: $("sound"), notify: $("notify"), ackAll: $("ack-all"), say: $("say"), sayText: $("say-text"),
+  sayCards: $("say-cards"), sayStatus: $("say-status"), saySent: $("say-sent"),
   meter: {}, talk: {}, pace: {},
 };
 for (const p of PARTIES) {
@@ -35,6 +41,7 @@ let live = null;           // the live view's overlay state (Calmline.state)
 let liveCue = null;        // the cue the live view shows
 let lastSort = 0;
 let orderDirty = true;
+const alerts = new Map();  // alert id -> { alert, el }
 
 // ---- messages from the hub ----
 
@@ -43,7 +50,9 @@ const handlers = {
     for (const [id, c] of calls) if (!msg.calls.some((t) => t.call_id === id)) removeTile(id);
     for (const tile of msg.calls) setTile(tile);
     ui.alerts.replaceChildren();
-    for (const alert of msg.alerts) addAlert(alert);
+    alerts.clear();
+    for (const alert of msg.alerts) addAlert(alert, false);
+    if (msg.cards) setCards(msg.cards);
     if (msg.user) ui.user.textContent = msg.user;
     orderDirty = true;
     lastSort = 0;
@@ -53,17 +62,30 @@ const handlers = {
     const c = calls.get(msg.call.call_id);
     setTile(c ? { ...c.tile, ...msg.call } : msg.call);
   },
-  alert(msg) { addAlert(msg); },
+  alert(msg) { addAlert(msg, true); },
+  acked(msg) {
+    for (const id of msg.ids || []) setAlert(id, { acked: true });
+  },
+  resolved(msg) {
+    for (const id of msg.ids || []) setAlert(id, { resolved: true });
+  },
+  said(msg) {
+    if (msg.call_id !== watched) return;
+    ui.sayText.value = "";
+    sayStatus(msg.viewers ? "Sent to the agent's overlay." : "Sent; the agent's overlay is not open on this server.", "ok");
+  },
   call_end(msg) {
     const c = calls.get(msg.call_id);
     if (c) {
       c.tile.status = "ended";
       renderTile(c);
     }
+    for (const a of alerts.values()) if (a.alert.call_id === msg.call_id) renderAlert(a);
     if (msg.call_id === watched) overlayEvent({ type: "call_end" });
   },
   remove(msg) {
     removeTile(msg.call_id);
+    for (const a of alerts.values()) if (a.alert.call_id === msg.call_id) renderAlert(a);
     if (msg.call_id === watched) closeLive();
   },
   watching(msg) {
@@ -81,7 +103,8 @@ const handlers = {
     }
   },
   error(msg) {
-    if (msg.call_id && msg.call_id === watched) closeLive();
+    if (msg.about === "say") sayStatus(msg.reason, "error");
+    else if (msg.call_id && msg.call_id === watched) closeLive();
   },
 };
 
@@ -191,6 +214,9 @@ function sortTiles() {
   const sorted = [...calls.values()].sort(compare);
   const current = [...ui.tiles.children];
   if (sorted.some((c, i) => current[i] !== c.el)) ui.tiles.append(...sorted.map((c) => c.el));
+  // The call that needs a supervisor most stands out: the first flagged live call after sorting.
+  const top = sorted.find((c) => c.tile.needs_attention && c.tile.status !== "ended");
+  for (const c of sorted) c.el.dataset.top = String(c === top);
   orderDirty = false;
   lastSort = performance.now();
 }
@@ -229,22 +255,187 @@ function tick() {
 
 // ---- alerts ----
 
-function addAlert(alert) {
+function addAlert(alert, fresh) {
   const li = document.createElement("li");
   li.className = "alert";
   li.dataset.callId = alert.call_id;
   li.dataset.kind = alert.kind;
+  li.dataset.id = String(alert.id);
   const when = document.createElement("time");
   when.textContent = new Date(alert.at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const who = document.createElement("b");
   who.textContent = alert.agent;
+  const ack = document.createElement("button");
+  ack.type = "button";
+  ack.className = "ack";
+  ack.textContent = "Acknowledge";
+  ack.title = "Mark as seen (for you only)";
+  ack.addEventListener("click", (e) => {
+    e.stopPropagation();
+    send({ type: "ack", ids: [alert.id] });
+  });
   const what = document.createElement("span");
   what.textContent = alert.text;
-  li.append(when, who, what);
-  li.addEventListener("click", () => calls.has(alert.call_id) && openLive(alert.call_id));
+  const replay = document.createElement("a");
+  replay.className = "replay";
+  replay.href = `/calls/${encodeURIComponent(alert.call_id)}/`;
+  replay.target = "_blank";
+  replay.rel = "noopener";
+  replay.textContent = "Replay";
+  replay.addEventListener("click", (e) => e.stopPropagation());
+  li.append(when, who, ack, what, replay);
+  li.addEventListener("click", () => openAlert(alert.call_id));
+  const a = { alert, el: li };
+  alerts.set(alert.id, a);
+  renderAlert(a);
   ui.alerts.prepend(li);
-  while (ui.alerts.children.length > MAX_ALERTS) ui.alerts.lastElementChild.remove();
+  while (ui.alerts.children.length > MAX_ALERTS) {
+    alerts.delete(Number(ui.alerts.lastElementChild.dataset.id));
+    ui.alerts.lastElementChild.remove();
+  }
+  if (fresh) announce(alert);
 }
+
+function setAlert(id, fields) {
+  const a = alerts.get(id);
+  if (!a) return;
+  Object.assign(a.alert, fields);
+  renderAlert(a);
+}
+
+function callEnded(id) {
+  const c = calls.get(id);
+  return !c || c.tile.status === "ended";
+}
+
+function renderAlert(a) {
+  const ended = callEnded(a.alert.call_id);
+  a.el.dataset.acked = String(Boolean(a.alert.acked));
+  a.el.dataset.resolved = String(Boolean(a.alert.resolved));
+  a.el.dataset.ended = String(ended);
+  a.el.title = ended ? "Open the call's replay" : "Open the call's live view";
+}
+
+function openAlert(id) {
+  if (!callEnded(id)) openLive(id);
+  else window.open(`/calls/${encodeURIComponent(id)}/`, "_blank", "noopener");
+}
+
+ui.ackAll.addEventListener("click", () => send({ type: "ack", all: true }));
+
+// ---- a beep and a desktop notification per new alert: each off until switched on ----
+
+const prefs = {
+  get(key) {
+    try { return localStorage.getItem(`calmline.floor.${key}`) === "on"; } catch { return false; }
+  },
+  set(key, on) {
+    try { localStorage.setItem(`calmline.floor.${key}`, on ? "on" : "off"); } catch { /* private mode */ }
+  },
+};
+let audio = null;
+
+function setToggle(button, on, label) {
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = `${label} ${on ? "on" : "off"}`;
+}
+
+ui.sound.addEventListener("click", () => {
+  const on = ui.sound.getAttribute("aria-pressed") !== "true";
+  setToggle(ui.sound, on, "Sound");
+  prefs.set("sound", on);
+  if (on) {
+    audio = audio || new AudioContext();  // made on a click, so the browser lets it play
+    audio.resume();
+    beep();
+  }
+});
+
+ui.notify.addEventListener("click", async () => {
+  let on = ui.notify.getAttribute("aria-pressed") !== "true";
+  if (on && "Notification" in window && Notification.permission !== "granted") {
+    on = (await Notification.requestPermission()) === "granted";  // asked on this click only
+  }
+  if (on && !("Notification" in window)) on = false;
+  setToggle(ui.notify, on, "Desktop alerts");
+  prefs.set("notify", on);
+});
+
+setToggle(ui.sound, false, "Sound");  // a page may not play sound before a click: the toggle starts off
+setToggle(ui.notify, prefs.get("notify") && "Notification" in window && Notification.permission === "granted",
+  "Desktop alerts");
+
+function beep() {
+  if (!audio || ui.sound.getAttribute("aria-pressed") !== "true") return;
+  const t = audio.currentTime;
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  osc.type = "triangle";
+  osc.frequency.value = 880;
+  gain.gain.setValueAtTime(0, t);
+  gain.gain.linearRampToValueAtTime(0.1, t + 0.02);
+  gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.35);
+  osc.connect(gain).connect(audio.destination);
+  osc.start(t);
+  osc.stop(t + 0.4);
+}
+
+function announce(alert) {
+  beep();
+  if (ui.notify.getAttribute("aria-pressed") !== "true" || !("Notification" in window)
+      || Notification.permission !== "granted") return;
+  const note = new Notification(`${alert.agent}: ${alert.text}`, { tag: `calmline-${alert.id}`, body: "calmline floor" });
+  note.onclick = () => {
+    window.focus();
+    openAlert(alert.call_id);
+    note.close();
+  };
+}
+
+// ---- a word to the agent, from the live view ----
+
+function setCards(cards) {
+  ui.sayCards.replaceChildren();
+  for (const [key, text] of Object.entries(cards)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "card";
+    button.dataset.card = key;
+    button.textContent = text;
+    button.addEventListener("click", () => say({ card: key }));
+    ui.sayCards.append(button);
+  }
+}
+
+function say(fields) {
+  if (!watched) return;
+  sayStatus("Sending…", "");
+  send({ type: "say", call_id: watched, ...fields });
+}
+
+function sayStatus(text, state) {
+  ui.sayStatus.textContent = text;
+  ui.sayStatus.dataset.state = state;
+}
+
+function addSent(note) {
+  const li = document.createElement("li");
+  li.className = "note-sent";
+  li.dataset.id = String(note.id);
+  const when = document.createElement("time");
+  when.textContent = Calmline.clock(note.t || 0);
+  const what = document.createElement("span");
+  what.textContent = note.text;
+  li.append(when, what);
+  li.title = `from ${note.sender}`;
+  ui.saySent.prepend(li);
+}
+
+ui.say.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = ui.sayText.value.trim();
+  if (text) say({ text });
+});
 
 // ---- the live view: the agent's overlay for one call ----
 
@@ -272,6 +463,8 @@ function closeLive() {
 function resetLive() {
   live = Calmline.state({ lines: TRANSCRIPT_LINES });
   liveCue = null;
+  ui.saySent.replaceChildren();
+  sayStatus("", "");
   ui.liveCueBox.dataset.idle = "No cue";
   renderLive();
 }
@@ -284,11 +477,13 @@ function renderLiveStats(t) {
   ui.liveCues.textContent = String(t.cues_1m || 0);
   ui.liveReasons.textContent = (t.reasons || []).join(" · ");
   ui.live.dataset.attention = String(Boolean(t.needs_attention));
+  ui.say.hidden = t.status === "ended";  // a word reaches a live call only
 }
 
 function overlayEvent(ev) {
   if (!live || !ev || typeof ev !== "object") return;
   Calmline.reduce(live, ev, performance.now() / 1000);
+  if (ev.type === "note") addSent(ev);
   if (ev.type === "call_start") ui.liveCueBox.dataset.idle = "No cue";
   else if (ev.type === "call_end") ui.liveCueBox.dataset.idle = "Call ended";
   renderLive();

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from .floor import Alert, CallState
 from .jsonwire import dumps
 from .monitors import DroppedMessage, EventMessage, MAX_SEQ_JUMP
-from .notes import NoteLimiter, check_say, note_event
+from .notes import CARDS, NoteLimiter, check_say, note_event
 from .supervisors import Supervisor
 
 log = logging.getLogger("calmline.floor")
@@ -174,6 +174,20 @@ class Floor:
         call = self.calls.get(call_id)
         if call is not None and call.agent == agent and call.status == "live":
             self.lose(call)
+
+    def interrupt(self, server_id: str) -> list[str]:
+        """A server's lease ran out (it was killed): its open calls end here as interrupted, for supervisors and
+        agents' overlays alike (a call_end marked `interrupted`); the ids of the calls ended."""
+        from ..events import CallEnd
+
+        ended = []
+        for call in [c for c in self.calls.values() if c.origin == server_id and c.status != "ended"]:
+            raw = {"v": 1, "type": "call_end", "t": round(call.t, 3), "parties": {}, "interrupted": True}
+            self.ingest(call.agent, EventMessage(call.call_id, call.seq + 1, time.time(), CallEnd(t=call.t), raw),
+                        server_id)
+            ended.append(call.call_id)
+        self.peers.pop(server_id, None)
+        return ended
 
     def heard_from(self, server_id: str) -> None:
         self.peers[server_id] = time.monotonic()
@@ -403,7 +417,8 @@ class Floor:
         tiles.sort(key=lambda tile: (not tile["needs_attention"], -tile["attention"], tile["started_at"]))
         sup.known = {tile["call_id"]: dict(tile) for tile in tiles}
         sup.outbox.put("floor", dumps({"type": "floor", "v": PROTOCOL_VERSION, "hub": self.id, "user": sup.user,
-                                       "calls": tiles, "alerts": self._alerts_for(sup.user)}))
+                                       "calls": tiles, "alerts": self._alerts_for(sup.user),
+                                       "cards": CARDS}))
         sup.wake.set()
         self.supervisors.add(sup)
 
