@@ -148,6 +148,12 @@ function buildTranscript(events) {
     return line;
   });
   ui.transcript.replaceChildren(...lines.map((l) => l.el));
+  for (const ev of events.filter((e) => e.type === "note" && typeof e.text === "string")) {  // supervisors' words
+    const next = lines.find((l) => l.start > ev.t);
+    ui.transcript.insertBefore(el("p", { className: "line note", dataset: { t: String(ev.t) } }, el("time", {}, clock(ev.t)),
+      el("span", { className: "who" }, `Note from ${ev.sender || "supervisor"}`), el("span", { className: "text" }, ev.text)),
+    next ? next.el : null);
+  }
   if (!lines.length) ui.transcript.append(el("p", { className: "empty" }, "No transcript for this call."));
 }
 
