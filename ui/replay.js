@@ -286,6 +286,12 @@ function placeMarkers(width) {
     node.style.top = `${LANE[ev.by][0]}px`;
     nodes.push(node);
   }
+  for (const ev of timed.filter((e) => e.type === "note" && typeof e.text === "string")) {
+    const node = el("button", { type: "button", className: "cue-marker note-marker", dataset: { t: String(ev.t), kind: "note" },
+      title: `${clock(ev.t, true)} note from ${ev.sender}: ${ev.text}`, "aria-label": `Note at ${clock(ev.t)}: ${ev.text}` });
+    node.style.left = pct(ev.t);
+    nodes.push(node);
+  }
   for (const ev of timed.filter((e) => e.type === "cue")) {
     const text = ev.text || ev.kind;
     const node = el("button", {
