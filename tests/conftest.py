@@ -28,7 +28,10 @@ subprocess after subprocess (each pays the start-up and model loads; the probe b
 SLOW_IN = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
            "test_store": {"call_file"}, "test_replay": {"recorded"},
            "test_config_ranges": {"test_out_of_range_is_one_line_naming_key_and_range"},
-           "test_hub_redis": {"test_a_server_outlives_redis_and_reconnects"},
+           "test_hub_redis": {"test_a_server_outlives_redis_and_reconnects",
+                              "test_a_server_whose_lease_runs_out_has_its_calls_interrupted_everywhere"},
+           "test_store_pg": {"test_postgres_stopped_mid_call_loses_nothing",
+                             "test_a_server_killed_mid_call_is_mended_by_another"},
            "test_hub": {"test_a_slow_supervisor_is_cut_off_without_delaying_another",
                         "test_publisher_catches_up_after_the_server_restarts"},
            "test_ingest_e2e": {"test_pcm_stream_that_stops_without_closing"}}

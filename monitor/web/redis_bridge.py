@@ -1,13 +1,21 @@
-"""Several servers share one floor through Redis pub/sub: each publishes what its own monitors send and
-feeds every other server's messages into its floor, checked exactly as a local monitor's are.
+"""Several servers share one floor (and agents' overlays) through a Redis Stream: each appends what its own
+monitors and ingested calls send, and feeds every other server's entries into its floor, checked exactly as a
+local monitor's are.
 
-A batch is one pub/sub message: a header line `{"hub": id}` then one JSON object per line, re-encoded here
-from checked fields (never a monitor's raw text). Batches are also the heartbeat (one at least every
-second), so other servers notice one that went away. A malformed line is logged (one line, at most once a
-second) and skipped; nothing a peer sends can end the subscriber. Both halves run supervised: any failure
-is logged and retried with backoff, while the server goes on serving its own monitors.
+A batch is one stream entry (XADD with an approximate MAXLEN, so the stream holds the last few minutes): a
+header line `{"hub": id}` then one JSON object per line, re-encoded here from checked fields (never a
+monitor's raw text). Each subscriber reads with XREAD from the last id it has seen, so one that reconnects
+(Redis restarted, a network blip) catches up on what was added meanwhile instead of losing those cues; a
+publisher that cannot reach Redis keeps its lines and appends them when Redis is back.
 
-Everything that knows the transport is in this module, so that moving to Redis Streams stays local.
+Each server holds a lease in Redis (`calmline:lease:<id>`, renewed every second, `lease_s` long) and is listed
+in `calmline:servers`. A server whose lease has been missing for `dead_after_s` while Redis answers was killed:
+every other server ends its open calls as interrupted (Floor.interrupt). Missing for less (Redis itself
+restarted empty) is not enough: its owner renews it within a second or two of Redis's return.
+
+A malformed line is logged (one line, at most once a second) and skipped; nothing a peer sends can end the
+subscriber. The three jobs (publish, subscribe, leases) run supervised: any failure is logged and retried
+with backoff, while the server goes on serving its own monitors.
 """
 
 from __future__ import annotations
@@ -24,15 +32,31 @@ from .monitors import DroppedMessage, EventMessage, loads, parse_message
 log = logging.getLogger("calmline.redis")
 
 CHANNEL = "calmline:events"
+"""The stream's key."""
 MAX_BATCH_LINES = 2000
 MAX_AGENT_CHARS = 64
+STREAM_MAXLEN = 100_000
+"""Entries the stream keeps (about: Redis trims whole nodes). A subscriber away longer than they cover misses
+the rest; the floor then shows what comes next."""
+LEASE_S = 3.0
+DEAD_AFTER_S = 5.0
+MAX_BACKOFF_S = 2.0
+"""Longest wait between reconnection attempts: a server is back on Redis within this after Redis is."""
 
 
 class RedisBridge:
     """Publishes this server's monitor messages and applies other servers' to `floor`."""
 
-    def __init__(self, url: str, floor, channel: str = CHANNEL):
+    def __init__(self, url: str, floor, channel: str = CHANNEL, lease_s: float = LEASE_S,
+                 dead_after_s: float = DEAD_AFTER_S, maxlen: int = STREAM_MAXLEN):
         self.url, self.floor, self.channel = url, floor, channel
+        self.lease_s, self.dead_after_s, self.maxlen = lease_s, dead_after_s, maxlen
+        self.last_id: str | None = None
+        """The last stream entry read: where a reconnecting subscriber goes on from."""
+        self.missing: dict[str, float] = {}
+        """Servers whose lease is missing -> since when (monotonic)."""
+        self.caught_up = 0
+        """Entries read on reconnecting that were added while this server was away."""
         self.outgoing: deque[str] = deque(maxlen=20000)
         self.wake = asyncio.Event()
         self.healthy = False
@@ -57,12 +81,22 @@ class RedisBridge:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._supervised("publish", self._publish)),
-                       asyncio.create_task(self._supervised("subscribe", self._subscribe))]
+                       asyncio.create_task(self._supervised("subscribe", self._subscribe)),
+                       asyncio.create_task(self._supervised("lease", self._leases))]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:  # a server stopped on purpose gives its lease back: its calls ended cleanly, nothing to interrupt
+            import redis.asyncio as redis
+
+            client = redis.from_url(self.url, socket_connect_timeout=1.0, socket_timeout=1.0)
+            await client.delete(self._lease_key(self.floor.id))
+            await client.srem(self._servers_key, self.floor.id)
+            await client.aclose()
+        except Exception:  # noqa: BLE001 - Redis away: the lease runs out by itself
+            pass
 
     # -- supervision --
 
@@ -95,7 +129,7 @@ class RedisBridge:
             if time.monotonic() - began > 10.0:  # it had been working: retry soon
                 backoff = 0.25
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _up(self, what: str) -> None:
         if what in self._down:
@@ -108,32 +142,82 @@ class RedisBridge:
         header = json.dumps({"hub": self.floor.id})
         await client.ping()
         self._up("publish")
-        log.info("redis publishing to %s on %s", self.channel, self.url)
+        log.info("redis appending to stream %s on %s", self.channel, self.url)
+        self.healthy = True
         while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
-                pass
+            if not self.outgoing:
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                except asyncio.TimeoutError:
+                    pass
             self.wake.clear()
+            if not self.outgoing:
+                continue  # the lease, not empty batches, says this server is alive
             lines = [header]
             while self.outgoing and len(lines) <= MAX_BATCH_LINES:
                 lines.append(self.outgoing.popleft())
             try:
-                await client.publish(self.channel, "\n".join(lines))
+                await client.xadd(self.channel, {"b": "\n".join(lines)}, maxlen=self.maxlen, approximate=True)
             except BaseException:
                 self.outgoing.extendleft(reversed(lines[1:]))  # not lost: sent once Redis is back
                 raise
             self.healthy = True
 
     async def _subscribe(self, client) -> None:
-        pubsub = client.pubsub()
-        await pubsub.subscribe(self.channel)
+        if self.last_id is None:  # first start: from now on (the floor fills as the calls go on)
+            newest = await client.xrevrange(self.channel, count=1)
+            self.last_id = newest[0][0].decode() if newest else "0-0"
+        reconnected = "subscribe" in self._down  # what is read first was added while this server was away
         self._up("subscribe")
-        log.info("redis subscribed to %s", self.channel)
-        async for message in pubsub.listen():
-            if message.get("type") == "message":
-                data = message["data"]
-                self.on_batch(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+        log.info("redis reading stream %s from %s", self.channel, self.last_id)
+        while True:
+            answer = await client.xread({self.channel: self.last_id}, count=500, block=1000)
+            for _, entries in answer or ():
+                if reconnected:
+                    self.caught_up += len(entries)
+                for entry_id, fields in entries:
+                    self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    data = fields.get(b"b", b"") if isinstance(fields, dict) else b""
+                    self.on_batch(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))
+            reconnected = False
+
+    # -- leases --
+
+    _servers_key = "calmline:servers"
+
+    @staticmethod
+    def _lease_key(server: str) -> str:
+        return f"calmline:lease:{server}"
+
+    async def _leases(self, client) -> None:
+        """Renew this server's lease every second; end the calls of servers whose lease stays missing."""
+        await client.ping()
+        self._up("lease")
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(self._lease_key(self.floor.id), "1", px=int(self.lease_s * 1000))
+                pipe.sadd(self._servers_key, self.floor.id)
+                pipe.smembers(self._servers_key)
+                *_, members = await pipe.execute()
+            listed = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+            origins = {c.origin for c in list(self.floor.calls.values()) if c.status != "ended"}  # Redis may
+            others = sorted((listed | origins) - {self.floor.id})                # have restarted empty
+            others = [s for s in others if 0 < len(s) <= 64]
+            alive = await client.mget([self._lease_key(s) for s in others]) if others else []
+            now = time.monotonic()
+            for server, lease in zip(others, alive):
+                if lease is not None:
+                    self.missing.pop(server, None)
+                    self.floor.heard_from(server)
+                    continue
+                since = self.missing.setdefault(server, now)
+                if now - since >= self.dead_after_s:
+                    ended = self.floor.interrupt(server)
+                    log.warning("redis: server %s lost its lease %.0f s ago; %d of its calls ended as interrupted",
+                                server, now - since, len(ended))
+                    await client.srem(self._servers_key, server)
+                    self.missing.pop(server, None)
+            await asyncio.sleep(1.0)
 
     # -- other servers' batches --
 
