@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..config import AcknowledgeConfig, Config, CuesConfig
 from ..events import Cue, CueEnd, Event, Interruption, Overlap, Pace, Silence, TalkEnd, Transcript
+from .phrases import find as phrases_find
 from .view import CallView
 
 TEXTS = {
@@ -184,8 +185,9 @@ def normalize(text: str) -> str:
 
 
 def find_phrase(text: str, phrases: list[str]) -> str | None:
-    norm = normalize(text)
-    return next((p for p in phrases if normalize(p) in norm), None)
+    """The words of `text` that say one of `phrases` (patterns: monitor/analysis/phrases.py), or None."""
+    match = phrases_find(text, phrases)
+    return str(match) if match else None
 
 
 def finals(events: list, party: str) -> list[Transcript]:

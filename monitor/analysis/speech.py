@@ -193,7 +193,7 @@ class SpeechStage:
 
 
 def _engine(cfg: TranscriptionConfig) -> Engine:
-    return load_engine(cfg.model_dir, cfg.compute_type, cfg.threads, cfg.beam_size)
+    return load_engine(cfg.model_dir, cfg.compute_type, cfg.threads, cfg.beam_size, cfg.hotwords)
 
 
 def _round(value):

@@ -35,6 +35,8 @@ MIN_WINDOW_S = 15.0
 word error rate on pyannote's sample 0.37 at 3 s, 0.28 at 6 s, 0.15 at 15 s and at 30 s)."""
 MAX_BATCH = 8
 """Finals decoded together in one model call."""
+MAX_HOTWORD_TOKENS = 100
+"""Longest prompt of hot words (Whisper's limit is 223; each token costs decoding time)."""
 
 KNOWN_HALLUCINATIONS = {"thank you.", "thanks for watching!", "thank you for watching.", "you", "bye.", "."}
 
@@ -73,8 +75,9 @@ def bundled_model_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def load_engine(model_dir: str = "", compute_type: str = "int8", threads: int = 2, beam_size: int = 1) -> "Engine":
-    return Engine(load_model(model_dir, compute_type, threads), beam_size)
+def load_engine(model_dir: str = "", compute_type: str = "int8", threads: int = 2, beam_size: int = 1,
+                hotwords: str = "") -> "Engine":
+    return Engine(load_model(model_dir, compute_type, threads), beam_size, hotwords)
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,21 +102,24 @@ class Engine:
     Whisper's encoder is most of the cost and is normally run on a 30 s window however short the
     speech; CTranslate2 also takes a shorter window, so each batch is encoded on its longest spurt
     plus half a second, but at least MIN_WINDOW_S (half the encoder's cost for short spurts).
-    Decoding is greedy without timestamp tokens and without any previous text; word times come from
-    the cross-attention alignment.
+    Decoding is greedy without timestamp tokens and without any previous text, but with `hotwords`
+    (the cue phrases, [transcription] hotwords) as Whisper's prompt, as faster-whisper's own `hotwords`
+    does: tiny.en then hears "calm down" where it heard "come down" (bench/word_cues.py measures the gain
+    and the cost). Word times come from the cross-attention alignment.
     """
 
     runs = 0
     """Model calls made in this process (all engines): for benchmarks, and for the tests' fast tier,
     which must make none."""
 
-    def __init__(self, model, beam_size: int = 1):
+    def __init__(self, model, beam_size: int = 1, hotwords: str = ""):
         from faster_whisper.tokenizer import Tokenizer
 
         self.model, self.beam_size = model, beam_size
         self.min_frames = int(MIN_WINDOW_S * 100)
         self.tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
-        self.prompt = list(self.tok.sot_sequence) + [self.tok.no_timestamps]
+        hot = self.tok.encode(" " + hotwords.strip())[-MAX_HOTWORD_TOKENS:] if hotwords.strip() else []
+        self.prompt = ([self.tok.sot_prev] + hot if hot else []) + list(self.tok.sot_sequence) + [self.tok.no_timestamps]
         self.lock = threading.Lock()  # one decode at a time: it uses every thread the model was given
 
     def transcribe(self, jobs: list[Job]) -> list[Result]:
@@ -127,7 +133,7 @@ class Engine:
         with self.lock:
             encoded = self.model.model.encode(ctranslate2.StorageView.from_array(batch.astype(np.float32)))
             decoded = self.model.model.generate(
-                encoded, [self.prompt] * len(jobs), beam_size=self.beam_size, max_length=224,
+                encoded, [self.prompt] * len(jobs), beam_size=self.beam_size, max_length=224 + len(self.prompt),
                 return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
             tokens = [r.sequences_ids[0] if not _hallucinated(self.tok.decode(r.sequences_ids[0]), r.no_speech_prob,
                                                               r.scores[0]) else [] for r in decoded]
