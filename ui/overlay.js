@@ -1,13 +1,20 @@
 "use strict";
 /* calmline overlay: one WebSocket to /ws. Each event goes through Calmline.reduce (calmline.js) into the
    call's state, which this page draws; it adds the call label, notices, the chime and the pop-out.
-   Events are described in docs/protocol.md; unknown types and keys are ignored. */
+   Events are described in docs/protocol.md; unknown types and keys are ignored. A cue stays while the
+   monitor says its behaviour lasts (until its cue_end); talk share, pace and the call clock are the
+   server's (stats), so a page opened mid-call is right at once. When the stream has been gone for more
+   than STALE_MS, everything greys out and the page says "Not live". */
 
 const PARTIES = Calmline.PARTIES;
 const params = new URLSearchParams(location.search);
 const CUE_S = Number(params.get("cue_s")) || 8;  // how long a cue stays up (?cue_s= to change it)
 const FADE_S = Math.min(1, CUE_S / 4);            // the last part of it, fading out
+const NOTE_S = 2.5;                                // a cue_end's positive note shows this long
 const TRANSCRIPT_LINES = 3;
+const INTERIM = params.get("interim") === "1";      // finals only, unless ?interim=1
+const STALE_MS = 2000;                            // no stream for longer than this: "Not live"
+const PACE_MAX = 250;                             // the pace scale's right end, words per minute
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 2000;
 const ENDED = 4000;  // close code: the server has ended for good (monitor/web/overlay.py ENDED)
@@ -17,6 +24,7 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   root: $("root"), status: $("status"), call: $("call"), cueBox: $("cue-box"), cue: $("cue"), chime: $("chime"),
   popout: $("popout"), note: $("popped-note"), share: $("share"), transcript: $("transcript"), notice: $("notice"),
+  clock: $("clock"), notLive: $("not-live"), paceScale: $("pace-scale"), paceYou: $("pace-you"), paceThem: $("pace-them"),
   meter: {}, talk: {}, pace: {},
 };
 for (const p of PARTIES) {
@@ -74,6 +82,7 @@ const extras = {
 
 function handle(ev) {
   if (!ev || typeof ev !== "object") return;
+  heardAt = performance.now();
   Calmline.reduce(state, ev, performance.now() / 1000);
   if (Object.hasOwn(extras, ev.type)) extras[ev.type](ev);
   if (typeof CalmlineNotes !== "undefined") CalmlineNotes.handle(ev);  // supervisors' notes, self-view (overlay_notes.js)
@@ -89,15 +98,37 @@ function render() {
     ui.pace[p].textContent = Calmline.wpm(state.wpm[p]);
   }
   ui.share.textContent = Calmline.percent(Calmline.share(state));
-  Calmline.showLines(ui.transcript, Calmline.lines(state));
+  renderPace();
+  ui.clock.textContent = state.started && !state.ended ? Calmline.clock(state.now) : "";
+  showWholeLines(ui.transcript, Calmline.lines(state, { interim: INTERIM }));
   renderCue();  // a newer audio time may retire a cue
+}
+
+function renderPace() {
+  // The agent's pace as a bar; the customer's as the mark it is measured against.
+  const you = state.wpm.agent;
+  const them = state.wpm.customer;
+  const at = (wpm) => `${(Math.min(Math.max(wpm, 0), PACE_MAX) / PACE_MAX) * 100}%`;
+  ui.paceYou.style.width = Number.isFinite(you) ? at(you) : "0%";
+  ui.paceThem.hidden = !Number.isFinite(them);
+  if (Number.isFinite(them)) ui.paceThem.style.left = at(them);
+  ui.paceScale.setAttribute("aria-valuenow", Number.isFinite(you) ? String(Math.round(you)) : "0");
+  ui.paceScale.setAttribute("aria-valuetext", `you ${Calmline.wpm(you)}, customer ${Calmline.wpm(them)} wpm`);
+}
+
+function showWholeLines(el, list) {
+  // Only whole lines: the oldest go until the newest fit (a line is never cut off at the top).
+  Calmline.showLines(el, list);
+  while (el.children.length > 1 && el.scrollHeight > el.clientHeight + 1) el.firstElementChild.remove();
 }
 
 function renderCue() {
   const wall = performance.now() / 1000;
   const best = Calmline.currentCue(state, CUE_S, wall);
+  const note = best ? null : Calmline.currentNote(state, NOTE_S, wall);  // a pushed-aside cue comes first
+  const up = best || note;
   const el = ui.cue;
-  if (!best) {
+  if (!up) {
     if (shown) {
       el.textContent = "";
       el.dataset.kind = "";
@@ -106,15 +137,41 @@ function renderCue() {
     }
     return;
   }
-  if (shown !== best) {
-    el.textContent = best.text;
-    el.dataset.kind = best.kind;
-    el.className = "show";
-    if (!best.chimed) chime();
-    best.chimed = true;
-    shown = best;
+  if (shown !== up) {
+    el.textContent = up.text;
+    el.dataset.kind = best ? best.kind : "";
+    el.className = best ? "show" : "show praise";
+    if (best && !best.chimed) chime();
+    up.chimed = true;
+    shown = up;
   }
-  el.classList.toggle("fading", Calmline.cueAge(state, best, wall) > CUE_S - FADE_S);
+  el.classList.toggle("fading", Boolean(best) && Calmline.cueAge(state, best, wall) > CUE_S - FADE_S);
+}
+
+// ---- liveness: "Not live" once the stream has been gone (closed, or silent mid-call) for STALE_MS ----
+
+let heardAt = performance.now();  // the last message, or the stream opening
+let goneAt = null;                // when the stream closed (null while open)
+
+function checkLive() {
+  const now = performance.now();
+  const closed = goneAt !== null && now - goneAt > STALE_MS;
+  const silent = goneAt === null && state.started && !state.ended && now - heardAt > STALE_MS;
+  const stale = closed || silent;
+  if (stale !== ui.root.classList.contains("stale")) {
+    ui.root.classList.toggle("stale", stale);
+    ui.notLive.hidden = !stale;
+  }
+}
+
+function resetView() {
+  // A (re)opened stream starts with the server's snapshot: nothing from before may linger.
+  Object.assign(state, Calmline.state({ lines: TRANSCRIPT_LINES }));
+  ui.call.textContent = "";
+  ui.cueBox.dataset.idle = "Waiting for a call";
+  ui.root.classList.remove("ended");
+  ui.root.classList.add("idle");
+  render();
 }
 
 // ---- connection: reconnects by itself, backing off up to MAX_BACKOFF_MS ----
@@ -134,7 +191,11 @@ function connect() {
   const socket = new WebSocket(`${scheme}//${location.host}/ws${query}`);
   socket.onopen = () => {
     backoff = FIRST_BACKOFF_MS;
+    heardAt = performance.now();
+    goneAt = null;
+    resetView();
     setStatus(true);
+    checkLive();
   };
   socket.onmessage = (message) => {
     let ev;
@@ -146,6 +207,7 @@ function connect() {
     handle(ev);
   };
   socket.onclose = (event) => {
+    if (goneAt === null) goneAt = performance.now();
     if (event.code === ENDED) {  // the server has ended for good (the demo is over): say why, stop trying
       ui.status.dataset.state = "ended";
       ui.status.textContent = "ended";
@@ -228,5 +290,8 @@ if ("documentPictureInPicture" in window) {
 }
 
 render();
-setInterval(renderCue, 200);
+setInterval(() => {
+  renderCue();
+  checkLive();
+}, 200);
 connect();
