@@ -21,6 +21,7 @@ from .conversation import Conversation
 from .cues import CueRules
 from ..events import CallEnd, CallStart, Event, Levels, Pace, Stats, TalkEnd
 from .pace import PaceMeter
+from .sentiment import SentimentTracker
 from .party import FRAME_S, PartyTrack, frames_for
 from .speech import SpeechStage
 from .view import CallView
@@ -43,6 +44,7 @@ class Pipeline:
         self.pace = self.speech.pace if self.speech else {p: PaceMeter(1.0) for p in PARTIES}
         self.conversation = Conversation(self.config.conversation, self.parties)
         self.cues = CueRules(self.config)
+        self.sentiment = SentimentTracker(self.config.sentiment, live) if self.config.sentiment.enabled else None
         self._paces = {p: (None, 0.0) for p in PARTIES}  # (wpm, recent talk s): change only with a Pace event
         self.k = 0
         self._pending = {name: [] for name in PARTIES}
@@ -90,6 +92,8 @@ class Pipeline:
         if self.speech:
             last += self.speech.step(self.now, self.parties, talk) + self.speech.finish(self.now)
         out += last + self._cues(last)
+        if self.sentiment:
+            out += self.sentiment.step(self.now, last, final=True)
         out.append(self._call_end())
         self.close()
         return out
@@ -132,6 +136,9 @@ class Pipeline:
         if self.speech:
             out += self.speech.step(now, self.parties, talk)
         out += self._cues(out)
+        if self.sentiment:
+            self.sentiment.append(frames["customer"])
+            out += self.sentiment.step(now, out)
         if self.k % self._levels_every == 0:
             out.append(Levels(
                 t=now,
