@@ -17,7 +17,9 @@ status `interrupted`) from the shared audio directory.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing.util
 import os
 import secrets
 import socket
@@ -119,6 +121,15 @@ class PgStore(Store):
         except psycopg.Error as exc:
             raise UsageError(f"[store] url: cannot use the PostgreSQL call library ({_first_line(exc)})") from None
         self.queue = WriteBehind(url, self.server)
+        self._closed = False
+        # A process that exits without closing its store (a worker whose server went away) still writes what
+        # it holds: at interpreter exit, and at a multiprocessing child's exit (which skips atexit).
+        atexit.register(self._at_exit)
+        multiprocessing.util.Finalize(self, self._at_exit, exitpriority=100)
+
+    def _at_exit(self) -> None:
+        if not self._closed:
+            self.close()
 
     def _connect(self):
         import psycopg
@@ -126,6 +137,7 @@ class PgStore(Store):
         return psycopg.connect(self.url, autocommit=True, connect_timeout=5)
 
     def close(self) -> None:
+        self._closed = True
         self.queue.close()
         with self._lock:
             self.db.close()
