@@ -58,8 +58,8 @@ def test_a_good_call_meets_all_nine_items_with_evidence(good_call):
     assert "after the customer's complaint" in items["empathize"]["evidence"]
     assert "what would work best" in items["open_mind"]["evidence"].lower()
     assert "today" in items["execute"]["evidence"] and "i will" in items["execute"]["evidence"].lower()
-    assert "that sound good" in items["verify"]["evidence"].lower()  # tiny.en hears "does" or "doesn't"
-    assert "third time" in items["document"]["evidence"] and "okay" in items["document"]["evidence"].lower()
+    assert "sound good" in items["verify"]["evidence"].lower()  # tiny.en hears "does", "doesn't" or "does not"
+    assert "third time" in items["document"]["evidence"] and re.search(r"\bok(ay)?\b", items["document"]["evidence"].lower())
     assert items["thank"]["evidence"].lower().split(": ", 1)[1].startswith("thank you for your patience")
     assert "0 interruptions by the agent" in items["listen"]["evidence"]
     for key in WORDS:  # each quotes a timestamped line: "m:ss agent: ..."

@@ -8,7 +8,9 @@ apology does not cancel three deflections and eighteen repeats weigh far more th
 is the credits weighted by [scorecard.weights]. Each item lists every occurrence behind its credit in a
 coach's words with the times, which pages turn into links into the replay.
 
-Phrase lists are lower case and matched with `monitor.analysis.cues.find_phrase` (whole words, punctuation ignored).
+The scorecard's own phrase lists (below, and [scorecard] undo_words) are lower case and matched exactly as
+whole words, punctuation ignored: they judge, so they must not guess. The cues' lists it shares (frustration
+words, deflections) are matched as the live cues match them (`cues.find_phrase`), so card and overlay agree.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .. import PARTIES
 from ..config import Config
-from ..analysis.cues import find_phrase, normalize
+from ..analysis.cues import find_phrase as cue_phrase
 from ..events import Event, Transcript, events_from_dicts  # noqa: F401 (re-exported)
 from .report import final_lines
 
@@ -33,7 +35,7 @@ OPEN_MIND = ["what would you like", "how can we make this right", "how can i mak
              "what would help", "what can i do to make", "how would you like", "what outcome"]
 VERIFY = ["does that work for you", "does that work", "is that okay", "is that ok", "does that sound",
           "how does that sound", "would that be okay", "would that work", "is that alright", "is that all right",
-          "are you happy with", "does that help", "is that acceptable", "that sound good", "sound good to you",
+          "are you happy with", "does that help", "is that acceptable", "sound good", "sounds good",
           "work for you"]
 TIMED = ["today", "tonight", "this afternoon", "this evening", "this morning", "tomorrow", "by tomorrow",
          "within the hour", "within an hour", "within", "in the next", "right now", "right away",
@@ -60,6 +62,18 @@ ITEMS = [("respond", "Respond"), ("empathize", "Empathize and apologize"), ("see
 
 
 # --- events in, events out ----------------------------------------------------------------------
+
+def normalize(text: str) -> str:
+    """Lower case, curly apostrophes straightened, punctuation to spaces, a space either side."""
+    text = text.lower().replace("\u2019", "'")
+    return " " + re.sub(r"[^a-z0-9' ]+", " ", text).strip() + " "
+
+
+def find_phrase(text: str, phrases: list[str]) -> str | None:
+    """The first of `phrases` said in `text` word for word."""
+    norm = normalize(text)
+    return next((p for p in phrases if normalize(p) in norm), None)
+
 
 def clock(t: float) -> str:
     """m:ss, the way a coach reads a call."""
@@ -202,7 +216,7 @@ class Call:
     def complaint(self) -> Transcript | None:
         """The customer's first complaint: their first line with a frustration word, else their first line."""
         lines = [line for line in self.lines if line.party == "customer"]
-        return next((line for line in lines if find_phrase(line.text, self.frustration)), lines[0] if lines else None)
+        return next((line for line in lines if cue_phrase(line.text, self.frustration)), lines[0] if lines else None)
 
     def talk_s(self, party: str) -> float:
         return sum(e - s for s, e in self.spurts[party])
@@ -214,7 +228,7 @@ class Call:
         <policy>", and own_the_problem cues no such line explains (the cue's matcher may hear more)."""
         at, spans = [], []
         for line in (x for x in self.lines if x.party == "agent"):
-            phrase = find_phrase(line.text, self.deflections)
+            phrase = cue_phrase(line.text, self.deflections)
             undo = None if phrase else self.undone(line.text)
             if phrase or undo:
                 at.append(At(line.start, f'"{_says(phrase)}"' if phrase else f'"... but {undo}"'))
