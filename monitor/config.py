@@ -95,7 +95,9 @@ class OwnTheProblemConfig:
     # !innocent use, one misheard word).
     phrases: list = _phrases("it|that|this is [just] our|company|the policy", "policy says|states|requires",
                              "policy do|does|will not", "per|against|under|to our|company|the policy",
-                             "company policy", "nothing [more|else] i|we can do", "not something i|we [can] do|handle|help",
+                             "company policy", "our policy", "!read|explain|check|send|show ... policy",
+                             "!policy covers|includes|protects", "nothing [more|else] i|we can do",
+                             "not something i|we can|handle|do|deal",
                              "we do not handle|deal|do", "you [will|would] need|have to contact|call|take|speak|ask",
                              "!not need|have to", "not able|allowed to do|help|change", "can not do anything",
                              "calm down", "not my department|job|problem|responsibility|fault", "out of my hands",
