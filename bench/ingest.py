@@ -40,7 +40,7 @@ TRANSCRIPT_P95_S = 2.0
 
 # ---- the server process ----
 
-def serve(port: int, transcribe: bool, data_dir: str, record: bool = True) -> None:
+def serve(port: int, transcribe: bool, data_dir: str, record: bool = True, processes: int = -1) -> None:
     """The ingest part, an overlay stream tagged with each call, a store: until stdin closes."""
     import logging
 
@@ -72,7 +72,7 @@ def serve(port: int, transcribe: bool, data_dir: str, record: bool = True) -> No
                   flush=True)
 
     store = Store(Path(data_dir)) if record else None
-    part = IngestPart(config, store, publish_for=publish_for, on_finished=finished)
+    part = IngestPart(config, store, publish_for=publish_for, on_finished=finished, processes=processes)
     options = WebOptions(port=port)
     server = WebServer(build_app(options, [overlay, part]), options)
     server.start()
@@ -83,14 +83,25 @@ def serve(port: int, transcribe: bool, data_dir: str, record: bool = True) -> No
 
 # ---- the bench ----
 
-def proc_stats(pid: int) -> tuple[float, int]:
-    """(CPU seconds, RSS bytes) of a process, all threads."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    return cpu, rss
+def proc_stats(pid: int, cpu_seen: dict | None = None) -> tuple[float, int]:
+    """(CPU seconds, RSS bytes) of a process and its descendants (the ingest worker processes), all
+    threads. `cpu_seen` keeps each process's last CPU time, so a worker that died still counts."""
+    ticks, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    cpu_seen = {} if cpu_seen is None else cpu_seen
+    rss, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        cpu_seen[p] = (int(fields[11]) + int(fields[12])) / ticks
+        rss += int(fields[21]) * page
+    return sum(cpu_seen.values()), rss
 
 
 async def listen(port: int, stop: threading.Event, out: dict) -> None:
@@ -129,7 +140,7 @@ def spread(n: int, call_s: float) -> float:
     return max(0.1, n / (call_s / 3))
 
 
-def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = True) -> dict:
+def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = True, processes: int = -1) -> dict:
     from conftest import free_port
 
     port = free_port()
@@ -138,7 +149,8 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as data:
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--data-dir", data]
-                                  + (["--transcribe"] if transcribe else []) + ([] if record else ["--no-record"]),
+                                  + (["--transcribe"] if transcribe else []) + ([] if record else ["--no-record"])
+                                  + ["--processes", str(processes)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         client = None
         listener = threading.Thread(target=lambda: asyncio.run(listen(port, stop, results)))
@@ -146,7 +158,9 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
             pid = json.loads(server.stdout.readline())["pid"]
             listener.start()
             time.sleep(1.0)
-            cpu0, rss0 = proc_stats(pid)
+            seen: dict = {}
+            cpu0, rss0 = proc_stats(pid, seen)
+            cpu0 = sum(seen.values())
             peak = rss0
             client = subprocess.Popen(["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook",
                                        "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(wav),
@@ -156,7 +170,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
             t0 = time.monotonic()
             while client.poll() is None and time.monotonic() - t0 < call_s * 3 + 120:
                 time.sleep(1.0)
-                peak = max(peak, proc_stats(pid)[1])
+                peak = max(peak, proc_stats(pid, seen)[1])
             deadline = time.monotonic() + 120
             while len(finished) < n and time.monotonic() < deadline:
                 line = server.stdout.readline()
@@ -165,7 +179,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
                 msg = json.loads(line)
                 if "finished" in msg:
                     finished.append(msg)
-            cpu1, _ = proc_stats(pid)
+            cpu1, _ = proc_stats(pid, seen)
         finally:
             if client is not None and client.poll() is None:
                 client.kill()
@@ -187,7 +201,8 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
     reasons = sorted({f["reason"] for f in finished if f["interrupted"]})
     return {
         "load_average": [round(x, 1) for x in os.getloadavg()],
-        "calls": n, "finished": len(finished), "interrupted": sum(f["interrupted"] for f in finished),
+        "calls": n, "processes": processes, "finished": len(finished),
+        "interrupted": sum(f["interrupted"] for f in finished),
         "interrupted_why": reasons[:5],
         "dropped_audio_s": round(dropped, 3),
         "cues": len(results["cues"]), "cue_p50_s": pct(results["cues"], 50), "cue_p95_s": pct(results["cues"], 95),
@@ -224,12 +239,12 @@ def passed(result: dict, transcribe: bool) -> bool:
 
 
 def climb(counts: list[int], wav: Path, call_s: float, transcribe: bool, record: bool,
-          tries: int = 2) -> tuple[int, list[dict]]:
+          tries: int = 2, processes: int = -1) -> tuple[int, list[dict]]:
     """The largest N of `counts` (in order) that passes; an N gets `tries` chances (the machine is shared)."""
     best, trials = 0, []
     for n in counts:
         for _ in range(tries):
-            result = trial(n, wav, call_s, transcribe, record)
+            result = trial(n, wav, call_s, transcribe, record, processes)
             result["passed"] = passed(result, transcribe)
             trials.append(result)
             print(json.dumps({"trial": "transcribe" if transcribe else "acoustic", **result}), file=sys.stderr,
@@ -251,9 +266,11 @@ def main() -> None:
     parser.add_argument("--transcribe-counts", default="2,5,10,15", help="trials with transcription")
     parser.add_argument("--rounds", type=int, default=4, help="barge-ins per call (about 12 s each)")
     parser.add_argument("--no-record", action="store_true", help="calls are not recorded (isolates the store's cost)")
+    parser.add_argument("--processes", type=int, default=-1,
+                        help="[ingest] processes: -1 one per core, 0 in the server process (as before the pool)")
     args = parser.parse_args()
     if args.serve is not None:
-        return serve(args.serve, args.transcribe, args.data_dir, not args.no_record)
+        return serve(args.serve, args.transcribe, args.data_dir, not args.no_record, args.processes)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "call8k.wav"
         call_s = make_call(wav, args.rounds)
@@ -261,9 +278,9 @@ def main() -> None:
         counts = [int(c) for c in args.counts.split(",") if c]
         t_counts = [int(c) for c in args.transcribe_counts.split(",") if c]
         out["recorded"] = not args.no_record
-        best, trials = climb(counts, wav, call_s, False, not args.no_record)
+        best, trials = climb(counts, wav, call_s, False, not args.no_record, processes=args.processes)
         out["acoustic"] = {"max_calls": best, "trials": trials}
-        best_t, trials_t = climb(t_counts, wav, call_s, True, not args.no_record)
+        best_t, trials_t = climb(t_counts, wav, call_s, True, not args.no_record, processes=args.processes)
         out["transcription"] = {"max_calls": best_t, "trials": trials_t}
         out["targets"] = {"acoustic_calls": 100, "cue_p95_s": CUE_P95_S, "transcription_calls": 10,
                           "final_p95_s": TRANSCRIPT_P95_S}

@@ -43,6 +43,12 @@ BATCH_MAX = 2000
 """Items in one message to a worker at most."""
 START_TIMEOUT_S = 120.0
 """How long a new worker may take to load its models before the server stops waiting for it."""
+RESTARTS = 3
+"""Replacements in a row that may die before they are ready (a broken install) before the pool stops trying."""
+
+
+class PoolError(RuntimeError):
+    """A worker process could not start."""
 
 
 @dataclass
@@ -105,23 +111,33 @@ class ProcessPool:
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
         self._stopping = False
+        self._failures = 0
         self.replaced = 0
         self.workers: list[_Worker] = []
 
-    def start(self, wait: bool = True) -> None:
+    def start(self) -> None:
+        """Start every worker and wait until each has loaded its models; PoolError if one cannot."""
         self.workers = [_Worker(self, i) for i in range(self.options.processes)]
-        if wait:
-            for worker in self.workers:
-                worker.wait_ready(START_TIMEOUT_S)
+        for worker in self.workers:
+            if not worker.wait_ready(START_TIMEOUT_S):
+                code = worker.process.exitcode
+                self.stop(5)
+                why = f"exit code {code}" if code is not None else f"not ready after {START_TIMEOUT_S:g} s"
+                raise PoolError(f"an ingest worker process did not start ({why}; see its log above)")
 
     def open(self, spec: CallSpec, on_event: Callable, on_ack: Callable, on_done: Callable,
              on_lost: Callable) -> PoolCall:
         call = PoolCall(next(self._keys), on_event, on_ack, on_done, on_lost)
         with self._lock:
-            alive = [w for w in self.workers if w.alive] or self.workers
-            worker = min(alive, key=lambda w: (not w.ready.is_set(), len(w.calls)))
-            worker.calls[call.key] = call
-            call.worker = worker
+            alive = [w for w in self.workers if w.alive]
+            if alive:
+                worker = min(alive, key=lambda w: (not w.ready.is_set(), len(w.calls)))
+                worker.calls[call.key] = call
+                call.worker = worker
+        if not alive:
+            call.over = True
+            on_lost("no call analysis process is running (see the log)", None, 0.0)
+            return call
         worker.out.put((call.key, ("open", spec)))
         return call
 
@@ -143,12 +159,16 @@ class ProcessPool:
         worker.process.join(5)  # reaped: its pid is gone, so the store sees its recorders as dead
         with self._lock:
             worker.alive = False
+            worker.died.set()
             calls, worker.calls = list(worker.calls.values()), {}
-            replace = not self._stopping
+            self._failures = 0 if worker.ready.is_set() else self._failures + 1
+            replace = not self._stopping and worker in self.workers and self._failures < RESTARTS
             if replace:
                 index = self.workers.index(worker)
                 self.workers[index] = _Worker(self, index)
                 self.replaced += 1
+        if not self._stopping and not replace and worker in self.workers:
+            log.error("ingest worker processes keep dying before they are ready; not starting another")
         if calls or replace:
             log.error("ingest worker process %s died (exit code %s) with %d call(s)%s", worker.process.pid,
                       worker.process.exitcode, len(calls), "; starting another" if replace else "")
@@ -170,6 +190,7 @@ class _Worker:
         self.calls: dict[int, PoolCall] = {}
         self.out: queue.SimpleQueue = queue.SimpleQueue()
         self.ready = threading.Event()
+        self.died = threading.Event()
         self.alive = True
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=worker_main, args=(child, pool.options), daemon=True,
@@ -182,7 +203,12 @@ class _Worker:
         self.reader.start()
 
     def wait_ready(self, timeout: float) -> bool:
-        return self.ready.wait(timeout)
+        """True once the worker has loaded its models; False if it died first or took too long."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.05):
+            if self.died.is_set() or time.monotonic() > deadline:
+                return False
+        return True
 
     def _send(self) -> None:
         stop = False

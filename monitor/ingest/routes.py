@@ -45,7 +45,7 @@ from .pcm import PcmStream, token_ok
 from .timeline import TimelineStats
 from .twilio import TwilioStream, signature_ok
 from .callwork import CallWork, WorkDone
-from .pool import CallSpec, PoolOptions, ProcessPool
+from .pool import CallSpec, PoolError, PoolOptions, ProcessPool
 from .workers import Workers
 
 log = logging.getLogger("calmline.ingest")
@@ -197,8 +197,8 @@ class CallRun:
 
     def summary(self) -> FinishedCall:
         o = self.opened
-        return FinishedCall(self.result.call_id if self.result else self.call_id, self.agent, o.source, o.call_id, self.result,
-                            self.interrupted, self.reason, self.dropped / o.rate, self.stats,
+        return FinishedCall(self.result.call_id if self.result else self.call_id, self.agent, o.source, o.call_id,
+                            self.result, self.interrupted, self.reason, self.dropped / o.rate, self.stats,
                             time.monotonic() - self._wall, self.pid)
 
 
@@ -245,8 +245,12 @@ class IngestPart:
                                   self.transcribe, self.processes, logging.getLogger("calmline").getEffectiveLevel(),
                                   getattr(self.store, "url", ""))
             self.pool = ProcessPool(options)
-            await asyncio.to_thread(self.pool.start)  # each loads its models before the first call
-            return
+            try:
+                await asyncio.to_thread(self.pool.start)  # each loads its models before the first call
+                return
+            except PoolError as exc:
+                log.error("%s; the calls run in the server process instead", exc)
+                self.pool = None
         if calls_may_come:
             await asyncio.to_thread(self._warm_up)
         self.workers = Workers(self.worker_threads)
