@@ -22,7 +22,8 @@ SLOW_FIXTURES = {"browser", "pulse", "real_data"}
 server capturing in real time, real recordings run through the speech model."""
 SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test_devices", "test_demo_e2e",
                 "test_faults_stop", "test_faults_disk", "test_hub_cli",
-                "test_cli", "test_privacy", "test_faults_samples", "test_faults_files", "test_scale_e2e"}
+                "test_cli", "test_privacy", "test_faults_samples", "test_faults_files", "test_scale_e2e",
+                "test_ingest_pool"}
 """Modules whose tests load the speech model, run a call in real time, or run `calmline` end to end in
 subprocess after subprocess (each pays the start-up and model loads; the probe below cannot see them)."""
 SLOW_IN = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
