@@ -59,7 +59,8 @@ def test_a_good_call_meets_all_nine_items_with_evidence(good_call):
     assert "what would work best" in items["open_mind"]["evidence"].lower()
     assert "today" in items["execute"]["evidence"] and "i will" in items["execute"]["evidence"].lower()
     assert "sound good" in items["verify"]["evidence"].lower()  # tiny.en hears "does", "doesn't" or "does not"
-    assert "third time" in items["document"]["evidence"] and re.search(r"\bok(ay)?\b", items["document"]["evidence"].lower())
+    document = items["document"]["evidence"].lower()
+    assert "third time" in document and re.search(r"\bok(ay)?\b", document)
     assert items["thank"]["evidence"].lower().split(": ", 1)[1].startswith("thank you for your patience")
     assert "0 interruptions by the agent" in items["listen"]["evidence"]
     for key in WORDS:  # each quotes a timestamped line: "m:ss agent: ..."
@@ -120,7 +121,7 @@ def test_no_transcript_misses_the_items_that_need_words_and_says_so():
     items = by_item(score_call(events))
     for key in WORDS:
         assert items[key] == {"item": key, "title": dict(ITEMS)[key], "met": False, "credit": 0.0,
-                              "evidence": NO_TRANSCRIPT, "t": None, "notes": []}
+                              "evidence": NO_TRANSCRIPT, "basis": NO_TRANSCRIPT, "t": None, "notes": []}
     assert items["respond"]["met"] and items["listen"]["met"]
     assert items["listen"]["evidence"].startswith("agent talk share 48%, 0 interruptions by the agent")
 

@@ -203,3 +203,18 @@ def test_a_config_that_weighs_nothing_is_refused_in_one_line(tmp_path):
     path.write_text("[scorecard]\nrepeat_exponent = 2\n")
     with pytest.raises(UsageError, match=r"\[scorecard\] repeat_exponent = 2(\.0)? is out of range 0\.\.1$"):
         load_config(path)
+
+
+def test_the_html_report_shows_the_score_partial_credit_and_links_every_time_into_the_replay():
+    from monitor.library.report_html import render_report
+
+    events = demo_like(2)
+    card = score_call(events)
+    html = render_report({"id": "c1"}, events)
+    assert f"score {card['score']} of 100 · {card['met']} of 9 met" in html
+    listen = items(card)["listen"]
+    assert f'data-item="listen" data-met="false" data-credit="{listen["credit"]:g}"' in html
+    assert f'<span class="badge partial">Partial {100 * items(card)["empathize"]["credit"]:.0f}%</span>' in html
+    assert ('<span class="finding" data-count="2">talked over the customer 2 times: '
+            '<a href="./#t=30">0:30</a>, <a href="./#t=90">1:30</a></span>') in html
+    assert '<a href="./#t=33">0:33</a> (+11 dB)' in html

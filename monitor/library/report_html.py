@@ -55,6 +55,8 @@ td.num { font-variant-numeric: tabular-nums; }
   font-size: 12px; font-weight: 600; }
 .badge.met { color: var(--met); background: var(--met-bg); }
 .badge.missed { color: var(--missed); background: var(--missed-bg); }
+.badge.partial { color: #8a5a14; background: #f8eedc; }
+.scorecard .finding a { color: inherit; font-variant-numeric: tabular-nums; }
 .scorecard td.item { font-weight: 500; width: 30%; }
 .scorecard td.result { width: 92px; }
 .scorecard td.evidence { color: #3c4853; }
@@ -207,18 +209,34 @@ def _summary(report: dict) -> str:
 
 
 def _scorecard(card: dict) -> str:
+    """Each item's result (met, partial with its credit, missed) and evidence; every time a behaviour
+    happened is a link into the call's replay (./#t=S from the served report at /calls/{id}/report)."""
     rows = []
     for i in card["items"]:
-        state = "met" if i["met"] else "missed"
+        credit = i.get("credit", float(i["met"]))
+        state = "met" if i["met"] else "partial" if credit > 0 else "missed"
+        label = f"Partial {100 * credit:.0f}%" if state == "partial" else state.capitalize()
         when = "" if i["t"] is None else clock(i["t"])
-        rows.append(f'<tr data-item="{escape(i["item"])}" data-met="{str(i["met"]).lower()}">'
+        notes = "".join(f"<br>{_finding(n)}" for n in i.get("notes", []))
+        rows.append(f'<tr data-item="{escape(i["item"])}" data-met="{str(i["met"]).lower()}" data-credit="{credit:g}">'
                     f'<td class="item">{escape(i["title"])}</td>'
-                    f'<td class="result"><span class="badge {state}">{state.capitalize()}</span></td>'
-                    f'<td class="evidence">{escape(i["evidence"])}</td><td class="when">{escape(when)}</td></tr>')
-    aside = f'{card["met"]} of {card["total"]} met'
+                    f'<td class="result"><span class="badge {state}">{label}</span></td>'
+                    f'<td class="evidence">{escape(i.get("basis", i["evidence"]))}{notes}</td>'
+                    f'<td class="when">{escape(when)}</td></tr>')
+    aside = f'score {card["score"]} of 100 · {card["met"]} of {card["total"]} met'
     return (f'<section class="scorecard">\n<h2>De-escalation scorecard<span class="aside">{escape(aside)}</span></h2>\n'
             '<table>\n<thead><tr><th>Item</th><th>Result</th><th>Evidence</th><th class="when">At</th></tr></thead>\n'
             f"<tbody>\n{chr(10).join(rows)}\n</tbody>\n</table>\n</section>")
+
+
+def _finding(note: dict) -> str:
+    """ "talked over the customer 3 times: 0:26, 1:02, 4:10", each time a link into the replay."""
+    if not note["at"]:
+        return f'<span class="finding">{escape(note["text"])}</span>'
+    times = ", ".join(f'<a href="./#t={a["t"]:g}">{clock(a["t"])}</a>'
+                      + (f' {escape(a["detail"])}' if a["detail"] else "") for a in note["at"])
+    count = "once" if note["count"] == 1 else f'{note["count"]} times'
+    return f'<span class="finding" data-count="{note["count"]}">{escape(note["what"])} {count}: {times}</span>'
 
 
 def _transcript(lines: list[dict]) -> str:

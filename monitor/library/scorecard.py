@@ -282,8 +282,8 @@ class Call:
 
 def item(key: str, credit: float, evidence: str, t: float | None = None, findings: list[Finding] = (),
          exponent: float = 0.5) -> dict:
-    """One scorecard row: its credit (0..1, met when full), the evidence in words (the main finding, then
-    every counted behaviour with its times) and `notes`, the same behaviours with their times as numbers."""
+    """One scorecard row: its credit (0..1, met when full), the evidence in words (`basis`, the main finding,
+    then every counted behaviour with its times) and `notes`, those behaviours with their times as numbers."""
     findings = [f for f in findings if f.n]
     credit = max(0.0, min(1.0, credit - sum(f.total(exponent) for f in findings)))
     words = "; ".join([evidence] + [f.text() for f in findings])
@@ -291,7 +291,7 @@ def item(key: str, credit: float, evidence: str, t: float | None = None, finding
     if t is None and times:
         t = min(times)
     return {"item": key, "title": dict(ITEMS)[key], "met": credit >= 0.999, "credit": round(credit, 2),
-            "evidence": words, "t": None if t is None else round(t, 2),
+            "evidence": words, "basis": evidence, "t": None if t is None else round(t, 2),
             "notes": [f.to_dict(exponent) for f in findings]}
 
 
