@@ -179,7 +179,7 @@ class SentimentConfig:
     words_weight: float = 0.6
     pitch: bool = True
     level_full_db: float = 9.0
-    pitch_full_st: float = 4.0
+    pitch_full_st: float = 6.0
     baseline_s: float = 5.0
 
 

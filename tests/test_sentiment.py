@@ -111,8 +111,9 @@ def test_pitch_tracking_hears_espeaks_pitch_rise():
 
 
 def test_arousal_is_zero_for_everyday_variation_and_full_at_the_configured_rise():
-    assert sentiment.arousal(1.0, 0.5, 9.0, 4.0) == 0.0
+    assert sentiment.arousal(1.0, 1.0, 9.0, 4.0) == 0.0
     assert sentiment.arousal(9.0, 4.0, 9.0, 4.0) == 1.0
+    assert sentiment.arousal(0.0, 4.0, 9.0, 4.0) == 0.25  # higher, no louder: half its pitch part
     assert sentiment.arousal(-6.0, -3.0, 9.0, 4.0) == 0.0  # quieter and lower is not upset
     assert sentiment.arousal(9.0, None, 9.0, 4.0) == 1.0  # level alone when there is no pitch
 

@@ -6,11 +6,12 @@ model beyond what ships in packages:
 - Words: VADER (vaderSentiment, its lexicon inside the wheel, nothing fetched) scores each final
   customer transcript in [-1, 1] (its `compound`); the redactor's placeholders ([card], ...) are left out.
 - Voice: each closed customer talk spurt's loudness and median pitch (librosa.yin over the spurt, loud
-  frames only) against the customer's own baseline: the median of their earlier spurts, frozen while a
-  spurt stands well above it, so that shouting never becomes the new normal. A rise of `level_full_db`
-  in level and of `pitch_full_st` semitones in pitch each count half of "fully raised"; the voice part
-  is minus that arousal, in [-1, 0]: a calm voice says nothing good or bad, a raised one says upset.
-  Nothing counts until `baseline_s` of the customer's talk has built the baseline.
+  frames only) against the customer's own baseline: the medians of their earlier spurts, which a raised
+  spurt does not join, so that shouting never becomes the new normal. A rise of `level_full_db` in level
+  and of `pitch_full_st` semitones in pitch each count half of "fully raised" (`arousal`: small rises
+  are everyday variation; a higher voice that is no louder counts half its pitch). The voice part is
+  minus that arousal, in [-1, 0]: a calm voice says nothing good or bad, a raised one says upset.
+  Nothing counts until `baseline_s` of the customer's talk has set the baseline.
 - Together: each part is a trend over the customer's talk time (every second of new talk moves it
   toward the new score by 1 - exp(-1 / trend_s)), and the value is
   `words_weight * words + (1 - words_weight) * voice` when both are known, else the one known, held to
@@ -49,10 +50,10 @@ FRAME, HOP = 1024, 256
 """yin's frame (64 ms, room for two periods of FMIN) and hop (16 ms) at 16 kHz."""
 LOUD_FRAMES_DB = 20.0
 """Frames more than this below the spurt's loudest frame (consonants, tails) are not pitch-tracked."""
-LEVEL_DEAD_DB, PITCH_DEAD_ST = 1.5, 0.75
-"""Rises up to these are everyday variation, not arousal."""
-FREEZE_DB, FREEZE_ST = 4.0, 2.0
-"""A spurt this far above the baseline (level or pitch) does not join it."""
+LEVEL_DEAD_DB, PITCH_DEAD_ST = 1.5, 1.5
+"""Rises up to these are everyday variation, not arousal (real speakers' spurts differ by 1-3 semitones)."""
+FREEZE_AROUSAL = 0.25
+"""A spurt at least this raised (see `arousal`) does not join the baseline."""
 PLACEHOLDER = re.compile(r"\[[a-z_]+\]")
 
 
@@ -133,7 +134,7 @@ def median_pitch(samples: np.ndarray, wait: bool = True) -> float | None:
 
 class VoiceBaseline:
     """The customer's usual level and pitch: medians of their earlier spurts (weighted by length), which a
-    spurt far above them does not join once `baseline_s` of talk has set them."""
+    raised spurt does not join once `baseline_s` of talk has set them."""
 
     def __init__(self, baseline_s: float):
         self.baseline_s = baseline_s
@@ -153,11 +154,9 @@ class VoiceBaseline:
             pitch = 12 * math.log2(spurt.f0 / _median(self.pitches))
         return level, pitch
 
-    def add(self, spurt: Spurt) -> None:
-        if self.ready:
-            level, pitch = self.rise(spurt)
-            if level >= FREEZE_DB or (pitch or 0.0) >= FREEZE_ST:
-                return
+    def add(self, spurt: Spurt, arousal: float = 0.0) -> None:
+        if self.ready and arousal >= FREEZE_AROUSAL:
+            return
         self.seconds += spurt.seconds
         self.levels.append((spurt.level_db, spurt.seconds))
         if spurt.f0:
@@ -178,11 +177,14 @@ def _median(items: list[tuple[float, float]]) -> float:
 
 
 def arousal(level_rise_db: float, pitch_rise_st: float | None, level_full_db: float, pitch_full_st: float) -> float:
-    """How raised a voice is, 0..1: half from level, half from pitch (level alone counts double without pitch)."""
+    """How raised a voice is, 0..1: half from level, half from pitch (level alone counts double without
+    pitch). A higher voice that is no louder (a question, surprise) counts half of its pitch part: the pitch
+    part counts in full once the level part reaches half."""
     level = _ramp(level_rise_db, LEVEL_DEAD_DB, level_full_db)
     if pitch_rise_st is None:
         return level
-    return 0.5 * level + 0.5 * _ramp(pitch_rise_st, PITCH_DEAD_ST, pitch_full_st)
+    pitch = _ramp(pitch_rise_st, PITCH_DEAD_ST, pitch_full_st) * (0.5 + 0.5 * min(1.0, 2 * level))
+    return 0.5 * level + 0.5 * pitch
 
 
 def _ramp(x: float, dead: float, full: float) -> float:
@@ -261,13 +263,13 @@ class SentimentTracker:
         start = max(int(event.start * SAMPLE_RATE), end - int(PITCH_MAX_S * SAMPLE_RATE))
         f0 = median_pitch(self.ring.get(start, end), wait=not self.live) if self.cfg.pitch else None
         spurt = Spurt(seconds, event.loudness_dbfs, f0)
+        raised = 0.0
         if self.baseline.ready:
-            level, pitch = self.baseline.rise(spurt)
-            score = -arousal(level, pitch, self.cfg.level_full_db, self.cfg.pitch_full_st)
-            self.voice.add(score, seconds)
-            self._new["voice"][0] += score * seconds
+            raised = arousal(*self.baseline.rise(spurt), self.cfg.level_full_db, self.cfg.pitch_full_st)
+            self.voice.add(-raised, seconds)
+            self._new["voice"][0] -= raised * seconds
             self._new["voice"][1] += seconds
-        self.baseline.add(spurt)
+        self.baseline.add(spurt, raised)
 
     def _final(self, event: Transcript) -> None:
         score = words_score(event.text)
