@@ -26,7 +26,8 @@ SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test
                 "test_ingest_pool"}
 """Modules whose tests load the speech model, run a call in real time, or run `calmline` end to end in
 subprocess after subprocess (each pays the start-up and model loads; the probe below cannot see them)."""
-SLOW_IN = {"test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
+SLOW_IN = {"test_phrases": {"test_spoken_lines_cue_through_the_real_pipeline"},
+           "test_scorecard": {"good_call", "bad_call"}, "test_report_html": {"rendered"},
            "test_store": {"call_file"}, "test_replay": {"recorded"},
            "test_config_ranges": {"test_out_of_range_is_one_line_naming_key_and_range"},
            "test_hub_redis": {"test_a_server_outlives_redis_and_reconnects",
