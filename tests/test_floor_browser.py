@@ -186,3 +186,168 @@ def test_log_in_and_out_in_the_browser(browser):
     finally:
         context.close()
         hub.stop()
+
+
+# ---- issue 13: attention that clears, alerts acknowledged, a word to the agent, sessions over a restart ----
+
+def sign_in_page(page, url: str, user: str, password: str, lands: str) -> None:
+    page.goto(url + "login")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(url + lands)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+
+
+def said(t: float, party: str, text: str) -> dict:
+    return ev("transcript", t, party=party, start=t - 1.0, end=t, text=text, final=True, words=[])
+
+
+@pytest.fixture
+def full(browser, tmp_path):
+    """Floor, agents' overlay and library (test_messages.Server), a supervisor's page and an agent's page."""
+    from test_messages import Server
+
+    srv = Server(tmp_path / "data")
+    contexts = [browser.new_context(viewport={"width": 1440, "height": 900}),
+                browser.new_context(viewport={"width": 420, "height": 520})]
+    pages = [context.new_page() for context in contexts]
+    errors = []
+    for page in pages:
+        page.on("pageerror", lambda error: errors.append(error))
+    yield srv, pages[0], pages[1], tmp_path
+    for context in contexts:
+        context.close()
+    srv.stop()
+    assert not errors, errors
+
+
+def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
+    from floor_server import Monitor, call_start, cue
+    from test_messages import record_start
+
+    srv, page, _, _ = full
+    recorder = record_start(srv.store, "hot-1", "agent01")  # recorded here, so its alert can open its replay
+    hot = Monitor(srv, "agent01", call_id="hot-1")
+    calm = [Monitor(srv, f"agent0{i}", call_id=f"calm-{i}") for i in (2, 3)]
+    for mon in (hot, *calm):
+        mon.send(call_start(mon.call_id))
+    sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
+    hot.send(said(30.0, "customer", "This is ridiculous, I want a refund now!"))
+    hot.send(cue(40.0, "acknowledge", "Acknowledge how they feel"))
+    tile = page.locator(".tile[data-call-id=hot-1]")
+    expect(tile).to_have_attribute("data-attention", "true")
+    expect(tile).to_have_attribute("data-top", "true")  # the one that needs a supervisor most stands out
+    expect(page.locator(".tile[data-top=true]")).to_have_count(1)
+    expect(tile.locator(".reasons")).to_have_text("customer upset, not acknowledged")
+    alert = page.locator("#alerts li.alert[data-call-id=hot-1][data-kind=acknowledge]")
+    expect(alert).to_have_attribute("data-resolved", "false")
+    page.screenshot(path=str(ARTIFACTS / "floor-flagged.png"))
+
+    alert.locator("button.ack").click()  # acknowledged by this supervisor, kept by the server
+    expect(alert).to_have_attribute("data-acked", "true")
+    page.reload()
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    expect(alert).to_have_attribute("data-acked", "true")
+
+    hot.send(said(46.0, "agent", "I'm so sorry, I can see why you are upset."))
+    expect(tile).to_have_attribute("data-attention", "false")
+    expect(tile).to_have_attribute("data-top", "false")
+    expect(tile.locator(".reasons")).to_have_text("customer upset, acknowledged")
+    expect(alert).to_have_attribute("data-resolved", "true")
+    expect(alert.locator("span")).to_have_text("customer upset, not acknowledged")
+    page.screenshot(path=str(ARTIFACTS / "floor-cleared.png"))
+
+    recorder.write_events([])
+    recorder.close()
+    hot.send(ev("call_end", 50.0, parties={}))
+    expect(alert).to_have_attribute("data-ended", "true")
+    with page.context.expect_page() as opened:  # the alert of an ended call opens its replay
+        alert.click()
+    replay = opened.value
+    replay.wait_for_load_state()
+    assert replay.url == srv.url + "calls/hot-1/"
+    expect(replay.locator("#transcript")).to_contain_text("my parcel never came")  # the recording's transcript
+    replay.close()
+    for mon in (hot, *calm):
+        mon.ws.close()
+
+
+def test_a_supervisors_word_reaches_the_agents_overlay(full):
+    from floor_server import Monitor, call_start
+    from test_messages import AGENT_PASSWORD, record_start
+
+    srv, page, agent, _ = full
+    recorder = record_start(srv.store, "rec-1", "ann")
+    mon = Monitor(srv, "ann", call_id="rec-1")
+    mon.send(call_start("rec-1"))
+    sign_in_page(agent, srv.url, "ann", AGENT_PASSWORD, "")
+    sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
+    page.locator(".tile[data-call-id=rec-1]").click()
+    expect(page.locator("#live")).to_be_visible()
+    words = '<img src=x onerror="document.title=1"> Offer the refund & a callback'
+    page.fill("#say-text", words)
+    page.click("#say-send")
+    expect(page.locator("#say-status")).to_have_text("Sent to the agent's overlay.")
+    expect(page.locator("#say-sent .note-sent span")).to_have_text(words)
+    note = agent.locator("#notes .note")
+    expect(note).to_have_count(1)
+    expect(note.locator(".words")).to_have_text(words)  # shown as text, never as markup
+    expect(agent.locator("#notes img")).to_have_count(0)
+    expect(note.locator(".from")).to_have_text("From sup")
+    expect(agent.locator("#cue")).to_have_text("")  # apart from the cues
+    page.locator("#say-cards button[data-card=acknowledge]").click()
+    expect(note).to_have_count(2)
+    expect(note.first.locator(".words")).to_have_text("Acknowledge how they feel before you solve")
+    agent.screenshot(path=str(ARTIFACTS / "overlay-note.png"))
+    note.last.locator("button.dismiss").click()  # dismissed: gone, and it stays gone over a reload
+    expect(note).to_have_count(1)
+    agent.reload()
+    expect(agent.locator("#status")).to_have_attribute("data-state", "connected")
+    expect(note).to_have_count(1)
+    expect(note.locator(".words")).to_have_text("Acknowledge how they feel before you solve")
+    for i in range(3):  # a supervisor who keeps typing is slowed down
+        page.fill("#say-text", f"and again {i}")
+        page.click("#say-send")
+    expect(page.locator("#say-status")).to_contain_text("too many messages")
+
+    recorder.write_events([])
+    recorder.close()
+    mon.send(ev("call_end", 14.0, parties={}))  # after the call: the agent's self-view
+    view = agent.locator("#self-view")
+    expect(view).to_be_visible(timeout=15000)
+    expect(view.locator(".well b")).to_have_text("Empathize and apologize")
+    expect(view.locator(".next .label")).to_have_text("Try next time")
+    expect(view.locator("a.replay")).to_have_attribute("href", "/calls/rec-1/")
+    score = int(view.locator(".score b").inner_text())
+    assert 0 <= score <= 100
+    expect(agent.locator("#parties")).to_be_hidden()
+    agent.screenshot(path=str(ARTIFACTS / "overlay-self-view.png"))
+    with agent.context.expect_page() as opened:  # their own replay, with the supervisor's words in it
+        agent.locator("a.replay").click()
+    replay = opened.value
+    expect(replay).to_have_url(srv.url + "calls/rec-1/")
+    expect(replay.locator("#transcript .note")).to_have_count(3)  # the text, the card, the one allowed of three
+    expect(replay.locator("#transcript .note").first).to_contain_text(words)
+    mon.ws.close()
+
+
+def test_both_roles_reload_after_a_server_restart(full):
+    from test_messages import AGENT_PASSWORD, Server
+
+    srv, page, agent, tmp_path = full
+    sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
+    sign_in_page(agent, srv.url, "ann", AGENT_PASSWORD, "")
+    port = srv.port
+    srv.stop()
+    expect(page.locator("#status")).to_have_attribute("data-state", "disconnected")
+    restarted = Server(tmp_path / "data", port=port)
+    try:
+        for who, lands in ((page, "floor"), (agent, "")):
+            who.reload()
+            expect(who).to_have_url(restarted.url + lands)  # still signed in: not sent to the login page
+            expect(who.locator("#status")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#user")).to_have_text("sup")
+    finally:
+        restarted.stop()
+        srv.stop = lambda: None  # stopped already
