@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import calmline
-from monitor.config import Config
+from monitor.config import Config, load_config
 from monitor.events import events_from_dicts
 from monitor.library.report_html import render_report
 from monitor.library.scorecard import score_call
@@ -80,12 +80,16 @@ def test_calmline_report_reads_the_config_file(tmp_path):
     recorder.close()
     config = tmp_path / "config.toml"
     config.write_text('[cues.acknowledge]\nfrustration = ["livid"]\n[cues.let_them_talk]\nshare = 0.5\n'
-                      '[cues.slow_down]\nmin_wpm = 140.0\n')
+                      '[cues.slow_down]\nmin_wpm = 140.0\n[scorecard.weights]\nlisten = 10.0\n')
     plain = calmline("report", "cfgcall", "--json", "--data-dir", tmp_path / "data")
     mine = calmline("--config", config, "report", "cfgcall", "--json", "--data-dir", tmp_path / "data")
     assert plain.returncode == 0 and mine.returncode == 0, plain.stderr + mine.stderr
     assert items(json.loads(plain.stdout)["scorecard"])["listen"]["met"]
     assert not items(json.loads(mine.stdout)["scorecard"])["listen"]["met"]
+    events = CALL[:-1] + [PACE, CALL[-1]]
+    assert json.loads(plain.stdout)["scorecard"]["score"] == score_call(events)["score"]
+    assert json.loads(mine.stdout)["scorecard"]["score"] == score_call(events, load_config(config))["score"] \
+        != score_call(events, user_config())["score"]  # the same cues' config, but Listen weighs 10 here
     html = tmp_path / "r.html"
     assert calmline("--config", config, "report", "cfgcall", "--out", html, "--data-dir", tmp_path / "data").returncode == 0
     assert "fast: 140 words per minute" in html.read_text()
