@@ -206,3 +206,17 @@ def test_a_call_recorded_without_sentiment_events_is_scored_from_its_words():
               CallEnd(t=10.0)]
     q = sentiment.quarters(events, 10.0)
     assert q[0] > 0.4 and q[1] == q[0] and q[2] == q[0] and q[3] < -0.4
+
+
+def test_html_report_shows_the_quarters_and_the_trend(calls):
+    import re
+
+    from monitor.library.report_html import render_report
+
+    events = run(calls["escalating"])
+    page = render_report({}, [e.to_dict() for e in events])
+    section = page[page.index('<section class="sentiment">'):]
+    section = section[: section.index("</section>")]
+    values = [float(v) for v in re.findall(r'data-value="([-0-9.]+)"', section)]
+    assert values == build_report(events)["sentiment"]["customer"]
+    assert "upset" in section and 'class="sentiment-line"' in section

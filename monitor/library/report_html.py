@@ -96,6 +96,12 @@ svg .lane-name.customer { fill: var(--customer); stroke: none; }
 .swatch.cut { width: 0; height: 0; border-left: 5px solid transparent; border-right: 5px solid transparent;
   border-top: 8px solid var(--cut); border-radius: 0; }
 .swatch.cue { width: 0; height: 12px; border-left: 1px dashed var(--cue); border-radius: 0; }
+.sentiment table { width: auto; }
+.sentiment td.num { min-width: 86px; font-weight: 600; }
+.sentiment td.neg { color: var(--missed); }
+.sentiment td.pos { color: var(--met); }
+svg .sentiment-line { fill: none; stroke: var(--customer); stroke-width: 1.6; }
+svg .quarter { stroke: #c9d0d6; stroke-dasharray: 3 3; }
 .moments { margin-top: 12px; }
 .moments td:first-child { width: 48px; color: var(--muted); font-variant-numeric: tabular-nums; }
 .moments td.kind { width: 210px; white-space: nowrap; color: var(--cue); font-weight: 500; }
@@ -141,6 +147,7 @@ def render_report(call: dict, events: list, config: Config | None = None) -> str
         _header(meta),
         _summary(report),
         _scorecard(card),
+        _sentiment_section(report["sentiment"]["customer"], events, duration),
         _loudness_section(events, duration),
         _pace_section(events, duration, config.cues.slow_down.min_wpm, config.transcription.pace_window_s),
         _transcript(report["transcript"]),
@@ -237,6 +244,39 @@ def _finding(note: dict) -> str:
                       + (f' {escape(a["detail"])}' if a["detail"] else "") for a in note["at"])
     count = "once" if note["count"] == 1 else f'{note["count"]} times'
     return f'<span class="finding" data-count="{note["count"]}">{escape(note["what"])} {count}: {times}</span>'
+
+
+def _sentiment_section(quarters: list[float], events: list, duration: float) -> str:
+    """The customer's sentiment per quarter of the call (the report's four numbers) and its live trend."""
+    def cell(v: float) -> str:
+        tone = "neg" if v <= -0.2 else "pos" if v >= 0.2 else ""
+        word = "upset" if v <= -0.5 else "unhappy" if v <= -0.2 else "pleased" if v >= 0.2 else "neutral"
+        return f'<td class="num {tone}" data-value="{v:.3f}">{v:+.2f} {word}</td>'
+
+    head = "".join(f"<th>Quarter {i + 1}</th>" for i in range(len(quarters)))
+    table = f"<table><thead><tr>{head}</tr></thead><tbody><tr>{''.join(map(cell, quarters))}</tr></tbody></table>"
+    axis = _Axis(duration)
+    top, height = 10, 80
+
+    def y(v: float) -> float:
+        return top + height * (1 - v) / 2
+
+    points = [(axis.x(e.t), e.trend) for e in events if e.type == "sentiment" and e.trend is not None]
+    parts = [f'<svg class="sentiment-trend" viewBox="0 0 {W} {top + height + 24}" role="img" '
+             'aria-label="The customer\'s sentiment trend over the call, from -1 (upset) to +1 (pleased)">']
+    for v, label in ((1, "+1"), (0, "0"), (-1, "-1")):
+        parts.append(f'<line class="grid" x1="{LEFT}" y1="{_fmt(y(v))}" x2="{W - RIGHT}" y2="{_fmt(y(v))}"/>'
+                     f'<text x="{LEFT - 6}" y="{_fmt(y(v) + 4)}" text-anchor="end">{label}</text>')
+    parts.append(axis.ticks(top, top + height))
+    for k in (1, 2, 3):
+        x = axis.x(duration * k / 4)
+        parts.append(f'<line class="quarter" x1="{_fmt(x)}" y1="{top}" x2="{_fmt(x)}" y2="{top + height}"/>')
+    if len(points) > 1:
+        parts.append(f'<polyline class="sentiment-line" points="{" ".join(f"{_fmt(x)},{_fmt(y(v))}" for x, v in points)}"/>')
+    parts.append("</svg>")
+    aside = "from the customer's words and voice, -1 upset to +1 pleased"
+    return (f'<section class="sentiment">\n<h2>Customer sentiment<span class="aside">{escape(aside)}</span></h2>\n'
+            f'{table}\n{"".join(parts) if points else ""}\n</section>')
 
 
 def _transcript(lines: list[dict]) -> str:
