@@ -269,6 +269,7 @@ def test_postgres_stopped_for_5_s_loses_no_rows(cluster, call8k):
     stored = [(e["t"], e["type"]) for e in data["events"] if e["type"] in ("cue", "talk_end", "interruption")]
     live = [(m["t"], m["type"]) for m in overlay_b.got if m["type"] in ("cue", "talk_end", "interruption")]
     assert stored == live and len(stored) > 3
-    levels_s = len(data["levels"]) / 10  # levels every 0.1 s of the call, with no hole where PostgreSQL was away
-    assert levels_s == pytest.approx(rows[0]["duration_s"], abs=1.0)
+    assert any("PostgreSQL back after" in line for line in a.lines), "".join(a.lines)[-2000:]  # it was away
+    times = [row[0] for row in data["levels"]]  # levels all through the call: no hole where PostgreSQL was away
+    assert times[0] < 1.0 and times[-1] > rows[0]["duration_s"] - 1.0 and max(np.diff(times)) < 0.5
     overlay_b.close()
