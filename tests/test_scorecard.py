@@ -223,3 +223,20 @@ def test_listen_is_missed_when_the_agent_holds_the_floor():
     item = by_item(score_call(events))["listen"]
     assert not item["met"] and item["t"] == 12.0
     assert "kept talking while the customer was upset once: 0:12" in item["evidence"]
+
+
+@pytest.mark.slow  # the bundled demo call through the speech model
+def test_the_bundled_demo_call_scores_at_most_60_with_each_mistake_where_it_belongs():
+    from audio.decode import read_audio
+    from monitor.cli import DEMO_CALL
+
+    audio = read_audio(DEMO_CALL)
+    card = score_call([e.to_dict() for e in run_channels({"agent": audio[:, 0], "customer": audio[:, 1]})])
+    assert card["score"] <= 60, card["score"]
+    items = by_item(card)
+    assert re.search(r"left the customer in silence once: 0:1\d \([6-9] s\)", items["respond"]["evidence"])
+    assert "talked policy or passed the buck 2 times: " in items["seek_to_solve"]["evidence"]
+    assert "talked over the customer once: 0:2" in items["listen"]["evidence"]
+    assert re.search(r"raised their voice once: 0:3\d \(\+1\d dB\)", items["listen"]["evidence"])
+    assert 0 < items["empathize"]["credit"] < 1 and "late:" in items["empathize"]["evidence"]
+    assert card["met"] <= 5
