@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import PARTIES
+from ..analysis.sentiment import quarters
 from ..events import CallEnd, Cue, Event, Interruption, Overlap, TalkEnd, Transcript
 
 
@@ -35,6 +36,7 @@ def build_report(events: list[Event]) -> dict:
         "cues": [{"t": round(c.t, 2), "kind": c.kind, "text": c.text} for c in events if isinstance(c, Cue)],
         "transcript": [{"speaker": e.party, "start": round(e.start, 2), "end": round(e.end, 2), "text": e.text}
                        for e in final_lines(events)],
+        "sentiment": {"customer": quarters(events, duration)},  # per quarter of the call, each in [-1, 1]
     }
 
 
@@ -51,12 +53,14 @@ def interruption_overlap(interruption: Interruption, overlaps: list[Overlap]) ->
 
 def final_lines(events: list[Event]) -> list[Transcript]:
     """The final transcript, in time order: a final replaces the same party's earlier finals it covers."""
-    lines: list[Transcript] = []
-    for e in events:
+    kept: dict[str, list[tuple[int, Transcript]]] = {}  # per party, by start: a final drops the tail it covers
+    for seq, e in enumerate(events):
         if isinstance(e, Transcript) and e.final:
-            lines = [x for x in lines if x.party != e.party or x.start < e.start]
-            lines.append(e)
-    return sorted(lines, key=lambda e: e.start)
+            mine = kept.setdefault(e.party, [])
+            while mine and mine[-1][1].start >= e.start:
+                mine.pop()
+            mine.append((seq, e))
+    return [e for _, e in sorted((x for mine in kept.values() for x in mine), key=lambda x: (x[1].start, x[0]))]
 
 
 def _round(value, digits=1):
