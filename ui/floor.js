@@ -79,6 +79,7 @@ const handlers = {
     if (c) {
       c.tile.status = "ended";
       renderTile(c);
+      fetchScore(msg.call_id);
     }
     for (const a of alerts.values()) if (a.alert.call_id === msg.call_id) renderAlert(a);
     if (msg.call_id === watched) overlayEvent({ type: "call_end" });
@@ -136,6 +137,7 @@ function setTile(tile) {
   c.tile = tile;
   c.receivedAt = performance.now();
   c.dirty = true;
+  if (tile.status === "ended") fetchScore(tile.call_id);  // a call that ended before this page opened
   if (tile.call_id === watched) renderLiveStats(tile);
 }
 
@@ -174,6 +176,28 @@ function makeTile(id) {
   return el;
 }
 
+async function fetchScore(id, tries = 10) {
+  // An ended call's 0-100 scorecard score, from the call list once the server has closed its recording
+  // (a call recorded elsewhere, such as on a desktop monitor, has none here: the tile just says "ended").
+  const c = calls.get(id);
+  if (!c || c.scoreAsked) return;
+  c.scoreAsked = true;
+  for (let i = 0; i < tries && calls.get(id) === c; i++) {
+    try {
+      const res = await fetch(`/calls?agent=${encodeURIComponent(c.tile.agent)}`, { cache: "no-store" });
+      const row = res.ok ? (await res.json()).find((r) => r.id === id) : null;
+      if (row && row.status !== "recording" && row.score && Number.isFinite(row.score.score)) {
+        c.score = row.score.score;
+        renderTile(c);
+        return;
+      }
+    } catch {
+      // the server is away: try again
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 function renderTile(c) {
   const t = c.tile;
   const el = c.el;
@@ -181,7 +205,8 @@ function renderTile(c) {
   el.dataset.attention = String(Boolean(t.needs_attention));
   el.dataset.status = t.status;
   q(".agent").textContent = t.agent;
-  q(".badge").textContent = t.status === "lost" ? "connection lost" : t.status;
+  q(".badge").textContent = t.status === "lost" ? "connection lost"
+    : t.status === "ended" && Number.isFinite(c.score) ? `ended · score ${c.score}` : t.status;
   q(".dur").textContent = duration(c);
   for (const p of PARTIES) {
     const row = q(`.row[data-party="${p}"]`);
