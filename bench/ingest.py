@@ -160,7 +160,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
             time.sleep(1.0)
             seen: dict = {}
             cpu0, rss0 = proc_stats(pid, seen)
-            cpu0 = sum(seen.values())
+            own0 = seen[pid]
             peak = rss0
             client = subprocess.Popen(["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook",
                                        "--api-key", API_KEY, "--client-secret", SECRET, "--wavfile", str(wav),
@@ -180,6 +180,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
                 if "finished" in msg:
                     finished.append(msg)
             cpu1, _ = proc_stats(pid, seen)
+            own_s = seen[pid] - own0
         finally:
             if client is not None and client.poll() is None:
                 client.kill()
@@ -210,6 +211,7 @@ def trial(n: int, wav: Path, call_s: float, transcribe: bool, record: bool = Tru
         "finals": len(results["finals"]), "final_p50_s": pct(results["finals"], 50),
         "final_p95_s": pct(results["finals"], 95),
         "server_cpu_s": round(cpu_s, 1), "cpu_share_per_call": round(cpu_s / (n * call_s), 4),
+        "server_process_cpu_s": round(own_s, 1), "worker_processes_cpu_s": round(cpu_s - own_s, 1),
         "server_rss_mb": round(peak / 2**20, 1), "idle_rss_mb": round(rss0 / 2**20, 1),
         "rss_per_call_mb": round((peak - rss0) / n / 2**20, 2),
     }
