@@ -1,8 +1,11 @@
 "use strict";
-/* calmline replay: one recorded call, from data.json and audio.flac beside the page at /calls/ID/ (see monitor/web/library.py).
+/* calmline replay: one recorded call, from the pieces beside the page at /calls/ID/ (see monitor/web/library.py):
+   overview.json first (call, report, scorecard, the timeline's marks and loudness summaries: enough for
+   the first drawing however long the call), then events.json (transcript, the overlay's events), and
+   levels.json?chunk=N only for the stretch being looked at (zoomed in, or under the playhead).
    Everything follows the audio's current time: the playhead, the line being spoken and "the overlay
    as it was", folded by Calmline.reduce (calmline.js) from the events with t <= currentTime, as the
-   overlay folded them live. */
+   overlay folded them live. The timeline zooms (wheel, buttons, + and -) down to MAX_PX_PER_S. */
 
 const PARTIES = Calmline.PARTIES;
 const NAMES = { agent: "Agent", customer: "Customer" };
@@ -14,6 +17,9 @@ const FLOOR_DB = Calmline.FLOOR_DB;  // meters and the timeline show -60..0 dBFS
 const CUE_ROW = 22;
 const LANE = { agent: [26, 52], customer: [82, 52] };  // [top, height]
 const AXIS_TOP = 138;
+const MAX_PX_PER_S = 10;     // the deepest zoom: one second per 10 px
+const ZOOM_STEP = 2;         // a button or key press halves or doubles the span shown
+const MAX_CHUNKS_DRAWN = 4;  // levels are fetched for a view this many chunks wide at most (summaries beyond)
 // The canvas draws in the page's palette (common.css).
 const palette = getComputedStyle(document.documentElement);
 const COLORS = Object.fromEntries(Object.entries({ agent: "--agent", customer: "--customer", overlap: "--overlap",
@@ -34,10 +40,13 @@ for (const p of PARTIES) {
   ui.pace[p] = $(`ov-pace-${p}`);
 }
 
-let data = null;     // data.json
-let duration = 0;    // seconds the timeline spans
-let timed = [];      // events other than levels, by t (ties in arrival order)
-let levels = [];     // [[t, agent_dbfs, customer_dbfs, agent_talking, customer_talking], ...]
+let data = null;     // overview.json
+let duration = 0;    // seconds the call lasts
+let view = { from: 0, to: 0 };  // the seconds the timeline shows
+let timed = [];      // events other than levels, by t (ties in arrival order): the marks until events.json is in
+let summary = [];    // [[t, end, agent_dbfs, customer_dbfs, agent_talking, customer_talking], ...] (SUMMARY_FORMAT)
+const chunks = new Map();  // levels.json chunk number -> its rows [[t, agent_dbfs, customer_dbfs, agent_on, customer_on]], or a promise
+let chunkS = 300;    // seconds per levels chunk (overview levels_chunk_s)
 let lines = [];      // the final transcript: {party, start, end, text, el}
 let shown = { t: -1, speaking: "" };
 
@@ -69,44 +78,82 @@ function problem(text) {
 
 function seek(t) {
   t = Math.min(Math.max(0, t), duration || t);
+  const span = view.to - view.from;
+  if (data && span < duration && (t < view.from || t > view.to)) setView(t - span / 2, span);  // bring it into view
   audio.currentTime = t;
   show(t, true);
 }
 
-// ---- loading ----
+// ---- loading, in pieces ----
+
+async function fetchJSON(name) {
+  const res = await fetch(name, { cache: "no-store" });
+  if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
+  return res.json();
+}
 
 async function load() {
   try {
-    const res = await fetch("data.json", { cache: "no-store" });
-    if (!res.ok) throw new Error((await res.text()).trim() || res.statusText);
-    data = await res.json();
+    data = await fetchJSON("overview.json");
   } catch (err) {
     problem(`Could not load the call: ${err.message}`);
     return;
   }
-  const events = (data.events || []).filter((ev) => ev && typeof ev.t === "number");
-  timed = events.slice().sort((a, b) => a.t - b.t);  // a stable sort keeps arrival order for equal t
-  levels = data.levels || [];
+  timed = (data.marks || []).filter((ev) => ev && typeof ev.t === "number").sort((a, b) => a.t - b.t);
+  summary = data.summary || [];
+  chunkS = data.levels_chunk_s || chunkS;
   duration = callDuration();
-  renderHeader(data.call || {}, events);
-  buildTranscript(events);
+  view = { from: 0, to: duration };
+  renderHeader(data.call || {});
   renderSummary(data.report);
-  renderScorecard(data.scorecard);
   drawTimeline();
+  performance.mark("calmline-first-draw");
   new ResizeObserver(drawTimeline).observe(ui.plot);
-  document.body.classList.add("loaded");
   show(audio.currentTime, true);
   if (hashTime() !== null) seek(hashTime());
+  let rest;
+  try {
+    rest = await fetchJSON("events.json");
+  } catch (err) {
+    problem(`Could not load the transcript: ${err.message}`);
+    return;
+  }
+  const events = (rest.events || []).filter((ev) => ev && typeof ev.t === "number");
+  timed = events.slice().sort((a, b) => a.t - b.t);  // a stable sort keeps arrival order for equal t
+  storeProblems(events);
+  buildTranscript(events);
+  renderScorecard(rest.scorecard);
+  document.body.classList.add("loaded");
+  performance.mark("calmline-loaded");
+  show(audio.currentTime, true);
+}
+
+function levelsChunk(n) {
+  // The levels of chunk n, fetched once; null until they are in (whoever needs them redraws when they are).
+  const have = chunks.get(n);
+  if (Array.isArray(have)) return have;
+  if (!have && n >= 0 && n * chunkS < duration) {
+    chunks.set(n, fetchJSON(`levels.json?chunk=${n}`).then((piece) => {
+      chunks.set(n, piece.levels || []);
+      drawTimeline();
+      show(audio.currentTime, true);
+    }).catch((err) => {
+      chunks.delete(n);
+      problem(`Could not load the levels: ${err.message}`);
+    }));
+  }
+  return null;
 }
 
 function callDuration() {
-  const lastLevel = levels.length ? levels[levels.length - 1][0] : 0;
+  const lastLevel = summary.length ? summary[summary.length - 1][1] : 0;
   const audioS = Number.isFinite(audio.duration) ? audio.duration : 0;
-  return Math.max((data.call && data.call.duration_s) || 0, (data.report && data.report.duration_s) || 0,
-                  lastLevel, audioS, 0.1);
+  return Math.max(data.duration_s || 0, (data.call && data.call.duration_s) || 0,
+                  (data.report && data.report.duration_s) || 0, Math.min(lastLevel, data.duration_s || lastLevel),
+                  audioS, 0.1);
 }
 
-function renderHeader(call, events) {
+function renderHeader(call) {
   setText($("call-id"), call.id || "?");
   setText($("call-agent"), call.agent || "–");
   if (call.started_at) {
@@ -123,6 +170,9 @@ function renderHeader(call, events) {
     status.dataset.status = call.status;
     status.hidden = false;
   }
+}
+
+function storeProblems(events) {
   for (const ev of events) {
     if (ev.type === "store" && ev.message) problem(`At ${clock(ev.t)}: ${ev.message}.`);
   }
@@ -186,9 +236,11 @@ function keepInView(node) {
 }
 
 // ---- the timeline: loudness, talk spurts, overlaps on a canvas; markers as elements ----
+// It shows `view` (the whole call at first). Loudness is drawn from the summaries while one covers at least
+// a pixel, and from the levels themselves (fetched a chunk at a time) once zoomed in further.
 
 function x(t, width) {
-  return (t / duration) * width;
+  return ((t - view.from) / (view.to - view.from)) * width;
 }
 
 function drawTimeline() {
@@ -202,7 +254,9 @@ function drawTimeline() {
   g.setTransform(ratio, 0, 0, ratio, 0, 0);
   g.clearRect(0, 0, width, height);
 
-  const spurts = timed.filter((e) => e.type === "talk_end" && e.party in LANE && typeof e.start === "number");
+  const visible = (a, b) => b >= view.from && a <= view.to;
+  const spurts = timed.filter((e) => e.type === "talk_end" && e.party in LANE && typeof e.start === "number"
+                                     && visible(e.start, e.t));
   for (const p of PARTIES) {
     g.fillStyle = COLORS.lane;
     g.fillRect(0, LANE[p][0], width, LANE[p][1]);
@@ -222,25 +276,46 @@ function drawTimeline() {
   g.globalAlpha = 0.28;
   const spanTop = LANE.agent[0];
   const spanBottom = LANE.customer[0] + LANE.customer[1];
-  for (const o of timed.filter((e) => e.type === "overlap" && typeof e.end === "number")) {
+  for (const o of timed.filter((e) => e.type === "overlap" && typeof e.end === "number" && visible(e.t, e.end))) {
     const a = x(o.t, width);
     g.fillRect(a, spanTop, Math.max(2, x(o.end, width) - a), spanBottom - spanTop);
   }
   g.globalAlpha = 1;
   drawLoudness(g, width);
-  placeMarkers(width);
+  placeMarkers();
+  showZoom(width);
+}
+
+function loudnessRows(width) {
+  // [[from, to, agent_dbfs, customer_dbfs], ...] for the view: summaries while one is no wider than a pixel's
+  // worth of time, else the levels (each covering the 0.2 s before its t) once their chunks are in.
+  const perPx = (view.to - view.from) / Math.max(1, width);
+  const step = summary.length ? summary[0][1] - summary[0][0] : 0;
+  const needed = Math.ceil((view.to - view.from) / chunkS) + 1;
+  if (!summary.length || (step > perPx && needed <= MAX_CHUNKS_DRAWN)) {
+    const rows = [];
+    let complete = true;
+    for (let n = Math.floor(Math.max(0, view.from - 0.2) / chunkS); n * chunkS <= view.to; n++) {
+      const chunk = levelsChunk(n);
+      if (!chunk) complete = false;
+      else for (const r of chunk) if (r[0] >= view.from && r[0] - 0.2 <= view.to) rows.push([r[0] - 0.2, r[0], r[1], r[2]]);
+    }
+    if (complete || !summary.length) return rows;
+  }
+  return summary.filter((r) => r[1] >= view.from && r[0] <= view.to).map((r) => [r[0], r[1], r[2], r[3]]);
 }
 
 function drawLoudness(g, width) {
-  // Each level covers the 0.2 s before its t; a pixel column shows the loudest level that touches it.
+  // A pixel column shows the loudest level (or summary) that touches it.
   const columns = Math.ceil(width);
+  const rows = loudnessRows(width);
   for (const [i, p] of PARTIES.entries()) {
     const peak = new Float32Array(columns).fill(FLOOR_DB);
-    for (const row of levels) {
-      const db = row[1 + i];
+    for (const row of rows) {
+      const db = row[2 + i];
       if (typeof db !== "number" || db <= FLOOR_DB) continue;
-      const a = Math.max(0, Math.floor(x(row[0] - 0.2, width)));
-      const b = Math.min(columns, Math.max(a + 1, Math.ceil(x(row[0], width))));
+      const a = Math.max(0, Math.floor(x(row[0], width)));
+      const b = Math.min(columns, Math.max(a + 1, Math.ceil(x(row[1], width))));
       for (let c = a; c < b; c++) if (db > peak[c]) peak[c] = db;
     }
     const [top, h] = LANE[p];
@@ -258,10 +333,11 @@ function drawLoudness(g, width) {
 
 function drawAxis(g, width) {
   const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-  const step = steps.find((s) => (duration / s) * 70 <= width) || 3600;
+  const span = view.to - view.from;
+  const step = steps.find((s) => (span / s) * 70 <= width) || 3600;
   g.font = "11px system-ui, sans-serif";
   g.textBaseline = "top";
-  for (let t = 0; t <= duration + 1e-6; t += step) {
+  for (let t = Math.ceil(view.from / step) * step; t <= view.to + 1e-6; t += step) {
     const px = Math.round(x(t, width)) + 0.5;
     g.fillStyle = COLORS.grid;
     g.fillRect(px - 0.5, CUE_ROW, 1, AXIS_TOP - CUE_ROW);
@@ -272,36 +348,36 @@ function drawAxis(g, width) {
   }
 }
 
-function placeMarkers(width) {
-  const pct = (t) => `${(100 * Math.min(Math.max(t, 0), duration)) / duration}%`;
+let markerNodes = null;  // the markers, made once from the overview's marks
+
+function pct(t) {
+  return `${(100 * (t - view.from)) / (view.to - view.from)}%`;
+}
+
+function makeMarkers() {
   const nodes = [];
-  for (const ev of timed.filter((e) => e.type === "interruption" && e.by in LANE)) {
+  const interruptions = (data.report && data.report.interruptions) || [];
+  for (const ev of (data.marks || []).filter((e) => e.type === "interruption" && e.by in LANE)) {
     const other = ev.by === "agent" ? "customer" : "agent";
-    const over = typeof ev.overlap_s === "number" ? ` (${ev.overlap_s.toFixed(1)} s over them)` : "";
+    // One definition of an interruption's overlap (report.interruption_overlap: the whole overlap it began).
+    const same = interruptions.find((i) => Math.abs(i.t - ev.t) < 0.01 && i.by === ev.by);
+    const overlapS = same ? same.overlap_s : ev.overlap_s;
+    const over = typeof overlapS === "number" ? ` (${overlapS.toFixed(1)} s over them)` : "";
     const node = el("button", {
       type: "button", className: "interruption-marker", dataset: { t: String(ev.t), by: ev.by },
       title: `${clock(ev.t, true)} ${NAMES[ev.by]} interrupted the ${other}${over}`,
       "aria-label": `${NAMES[ev.by]} interrupted the ${other} at ${clock(ev.t)}`,
     });
-    node.style.left = pct(ev.t);
     node.style.top = `${LANE[ev.by][0]}px`;
     nodes.push(node);
   }
-  for (const ev of timed.filter((e) => e.type === "note" && typeof e.text === "string")) {
-    const node = el("button", { type: "button", className: "cue-marker note-marker", dataset: { t: String(ev.t), kind: "note" },
-      title: `${clock(ev.t, true)} note from ${ev.sender}: ${ev.text}`, "aria-label": `Note at ${clock(ev.t)}: ${ev.text}` });
-    node.style.left = pct(ev.t);
-    nodes.push(node);
-  }
-  for (const ev of timed.filter((e) => e.type === "cue")) {
+  for (const ev of (data.marks || []).filter((e) => e.type === "cue")) {
     const text = ev.text || ev.kind;
-    const node = el("button", {
+    nodes.push(el("button", {
       type: "button", className: "cue-marker", dataset: { t: String(ev.t), kind: ev.kind || "" },
       title: `${clock(ev.t, true)} ${text}${ev.reason ? ` – ${ev.reason}` : ""}`,
       "aria-label": `Cue at ${clock(ev.t)}: ${text}`,
-    });
-    node.style.left = pct(ev.t);
-    nodes.push(node);
+    }));
   }
   for (const node of nodes) {
     node.addEventListener("click", (e) => {
@@ -310,13 +386,75 @@ function placeMarkers(width) {
     });
   }
   ui.markers.replaceChildren(...nodes);
+  return nodes;
+}
+
+function placeMarkers() {
+  markerNodes = markerNodes || makeMarkers();
+  for (const node of markerNodes) {
+    const t = Number(node.dataset.t);
+    const inView = t >= view.from && t <= view.to;
+    node.style.display = inView ? "" : "none";
+    if (inView) node.style.left = pct(t);
+  }
   ui.plot.setAttribute("aria-valuemax", String(Math.round(duration)));
 }
+
+// ---- zoom and pan ----
+
+function minSpan() {
+  return Math.min(duration, Math.max(1, ui.plot.clientWidth) / MAX_PX_PER_S);
+}
+
+function setView(from, span) {
+  span = Math.min(Math.max(span, minSpan()), duration);
+  from = Math.min(Math.max(0, from), duration - span);
+  if (from === view.from && from + span === view.to) return;
+  view = { from, to: from + span };
+  drawTimeline();
+  show(audio.currentTime, true);
+}
+
+function zoom(factor, around) {
+  const span = view.to - view.from;
+  const at = around === undefined ? Math.min(Math.max(audio.currentTime, view.from), view.to) : around;
+  const next = Math.min(Math.max(span * factor, minSpan()), duration);
+  setView(at - (at - view.from) * (next / span), next);
+}
+
+function showZoom(width) {
+  const span = view.to - view.from;
+  const pxPerS = width / span;
+  setText($("zoom-label"), span >= duration - 1e-6 ? "whole call"
+    : `${clock(view.from)}–${clock(view.to)} · ${pxPerS >= 1 ? `${pxPerS.toFixed(pxPerS < 10 ? 1 : 0)} px per second`
+                                                          : `${(1 / pxPerS).toFixed(1)} s per px`}`);
+  $("zoom-in").disabled = span <= minSpan() + 1e-6;
+  $("zoom-out").disabled = $("zoom-fit").disabled = span >= duration - 1e-6;
+}
+
+$("zoom-in").addEventListener("click", () => zoom(1 / ZOOM_STEP));
+$("zoom-out").addEventListener("click", () => zoom(ZOOM_STEP));
+$("zoom-fit").addEventListener("click", () => setView(0, duration));
+
+ui.plot.addEventListener("wheel", (e) => {
+  if (!data) return;
+  e.preventDefault();
+  const box = ui.plot.getBoundingClientRect();
+  const span = view.to - view.from;
+  const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? box.width : 1;  // lines, pages, pixels
+  if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) {  // sideways: pan
+    const d = (e.shiftKey && !e.deltaX ? e.deltaY : e.deltaX) * unit;
+    setView(view.from + (d / box.width) * span, span);
+  } else {
+    const at = view.from + ((e.clientX - box.left) / box.width) * span;
+    zoom(Math.exp(e.deltaY * unit * 0.002), at);
+  }
+}, { passive: false });
 
 ui.plot.addEventListener("click", (e) => {
   if (!data) return;
   const box = ui.plot.getBoundingClientRect();
-  seek(((e.clientX - box.left) / box.width) * duration);
+  seek(view.from + ((e.clientX - box.left) / box.width) * (view.to - view.from));
 });
 
 ui.plot.addEventListener("keydown", (e) => {
@@ -325,6 +463,9 @@ ui.plot.addEventListener("keydown", (e) => {
   else if (e.key === "Home") seek(0);
   else if (e.key === "End") seek(duration);
   else if (e.key === " ") audio.paused ? audio.play() : audio.pause();
+  else if (e.key === "+" || e.key === "=") zoom(1 / ZOOM_STEP);
+  else if (e.key === "-") zoom(ZOOM_STEP);
+  else if (e.key === "0") setView(0, duration);
   else return;
   e.preventDefault();
 });
@@ -332,6 +473,12 @@ ui.plot.addEventListener("keydown", (e) => {
 // ---- the overlay as it was at time t ----
 
 function levelAt(t) {
+  // The last level at or before t, from its chunk (or the one before, at a chunk's start); null while
+  // the chunk is being fetched (the overlay is drawn again when it is in).
+  const n = Math.floor(Math.max(0, t) / chunkS);
+  let levels = levelsChunk(n);
+  if (levels && (!levels.length || levels[0][0] > t) && n > 0) levels = levelsChunk(n - 1);
+  if (!levels) return null;
   let lo = 0;
   let hi = levels.length - 1;
   if (hi < 0 || levels[0][0] > t) return null;
@@ -381,7 +528,12 @@ function renderOverlay(t) {
 function show(t, force = false) {
   if (!data || (!force && t === shown.t)) return;
   shown.t = t;
-  ui.playhead.style.left = `${(100 * Math.min(Math.max(t, 0), duration)) / duration}%`;
+  const span = view.to - view.from;
+  if (!audio.paused && span < duration && (t > view.to || t < view.from)) {  // playing on past the view: turn the page
+    setView(t - span * 0.05, span);
+  }
+  ui.playhead.style.display = t < view.from || t > view.to ? "none" : "";
+  ui.playhead.style.left = pct(Math.min(Math.max(t, 0), duration));
   setText(ui.clock, `${clock(t, true)} / ${clock(duration)}`);
   ui.plot.setAttribute("aria-valuenow", String(Math.round(t)));
   ui.plot.setAttribute("aria-valuetext", clock(t));
@@ -410,7 +562,9 @@ for (const kind of ["timeupdate", "pause", "ended"]) audio.addEventListener(kind
 for (const kind of ["seeking", "seeked"]) audio.addEventListener(kind, () => show(audio.currentTime, true));
 audio.addEventListener("loadedmetadata", () => {
   if (data && Number.isFinite(audio.duration) && audio.duration > duration + 0.05) {
+    const whole = view.to >= duration - 1e-6;
     duration = callDuration();
+    if (whole) view = { from: 0, to: duration };
     setText($("call-duration"), clock(duration));
     drawTimeline();
     show(audio.currentTime, true);

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -71,24 +72,108 @@ def allow_all(request: Request, call: dict | None) -> bool:
 
 def call_data(call: dict, events: list[dict], config: Config | None = None) -> dict:
     """What data.json holds: the call, its events with `levels` packed as arrays (see LEVELS_FORMAT)
-    and transcripts without word timings, the report and the scorecard (judged by the user's config)."""
-    levels, thinned = [], []
+    and transcripts without word timings, the report and the scorecard (judged by the user's config).
+    The replay page loads the same in pieces (call_pieces); data.json is the whole call in one."""
+    return _whole(call_pieces(call, events), config)
+
+
+def _whole(pieces: dict, config: Config | None) -> dict:
+    overview = pieces["overview"]
+    return {"call": overview["call"], "events": pieces["events"], "levels_format": LEVELS_FORMAT,
+            "levels": pieces["levels"], "report": {**overview["report"], "transcript": pieces["transcript"]},
+            "scorecard": scorecard_of(pieces, config)}
+
+
+def scorecard_of(pieces: dict, config: Config | None) -> dict:
+    """The call's scorecard, worked out when first wanted (it reads every line: not on the way to the first drawing)."""
+    if pieces.get("scorecard") is None:
+        pieces["scorecard"] = score_call(pieces["parsed"], config)
+    return pieces["scorecard"]
+
+
+def call_pieces(call: dict, events: list[dict]) -> dict:
+    """The replay page's data in the order it draws it, so that a 2-hour call opens at once:
+    - "overview": the call, the report without its transcript, the timeline's marks (spurts, overlaps,
+      interruptions, cues) and the loudness as SUMMARY_BUCKETS summaries (overview.json);
+    - "events": every event but `levels`, transcripts without word timings, the final transcript and the
+      scorecard (events.json: the transcript and the overlay as it was; scorecard_of works it out);
+    - "levels": every level, packed (LEVELS_FORMAT), served LEVELS_CHUNK_S at a time when zoomed in.
+    Events are parsed once and `levels` are left out of the report and the scorecard (neither reads them)."""
+    levels, kept = [], []
     for event in events:
-        kind = event.get("type")
-        if kind == "levels":
+        if event.get("type") == "levels":
             db, talking = event.get("levels") or {}, event.get("talking") or {}
             levels.append([event["t"], _db(db.get("agent")), _db(db.get("customer")),
                            int(bool(talking.get("agent"))), int(bool(talking.get("customer")))])
-            continue
-        thinned.append({k: v for k, v in event.items() if k not in ("v", "words")})
-    return {
-        "call": _public(call),
-        "events": thinned,
-        "levels_format": LEVELS_FORMAT,
-        "levels": levels,
-        "report": build_report(events_from_dicts(events)),
-        "scorecard": score_call(events, config),
-    }
+        else:
+            kept.append(event)
+    return _pieces(call, kept, levels)
+
+
+def stored_pieces(store: Store, call_id: str, call: dict) -> dict:
+    """call_pieces of a stored call, its levels read from the store's metrics table (the same values, without
+    parsing each levels event's JSON: a 2-hour call has 36,000); a call with no metrics rows from its events."""
+    kept = store.events_json(call_id, levels=False)
+    rows = store._query("SELECT t, agent_dbfs, customer_dbfs, agent_talking, customer_talking FROM metrics "
+                        "WHERE call_id = ? ORDER BY t", (call_id,))
+    if not rows:
+        return call_pieces(call, store.events(call_id))
+    table = np.array(rows, dtype=float).reshape(-1, 5)
+    db = np.round(table[:, 1:3], 1)
+    packed = [[t, a, c, int(x), int(y)] for t, a, c, x, y in zip(
+        table[:, 0].tolist(), *(np.where(np.isfinite(db[:, i]), db[:, i], np.nan).tolist() for i in (0, 1)),
+        (table[:, 3] != 0).tolist(), (table[:, 4] != 0).tolist())]
+    for row in packed:  # no NaN in JSON: a level that was not a number is null, as _db makes it
+        if row[1] != row[1]:
+            row[1] = None
+        if row[2] != row[2]:
+            row[2] = None
+    return _pieces(call, kept, packed)
+
+
+def _pieces(call: dict, kept: list[dict], levels: list[list]) -> dict:
+    thinned = [{k: v for k, v in event.items() if k not in ("v", "words")} for event in kept]
+    parsed = events_from_dicts([e for e in kept if e.get("type") not in UNREAD])
+    report = build_report(parsed)
+    duration = max(call.get("duration_s") or 0.0, report["duration_s"], levels[-1][0] if levels else 0.0)
+    marks = [e for e in thinned if e.get("type") in MARKS]
+    transcript = report.pop("transcript")
+    overview = {"call": _public(call), "duration_s": duration, "report": report, "marks": marks,
+                "summary_format": SUMMARY_FORMAT, "summary": level_summary(levels, duration),
+                "levels_format": LEVELS_FORMAT, "levels_chunk_s": LEVELS_CHUNK_S, "levels_count": len(levels)}
+    return {"overview": overview, "events": thinned, "levels": levels, "transcript": transcript, "parsed": parsed,
+            "scorecard": None}
+
+
+MARKS = ("talk_end", "overlap", "interruption", "cue")
+UNREAD = ("stats", "talk_start", "pace")
+"""Events neither the report nor the scorecard reads (most of a call's events but levels): not parsed for them."""
+"""Events the timeline draws (the overview carries them; the rest come with events.json)."""
+SUMMARY_BUCKETS = 1500
+SUMMARY_FORMAT = ["t", "end", "agent_dbfs", "customer_dbfs", "agent_talking", "customer_talking"]
+"""A summary: the loudest level of each party in [t, end) and the share of its levels they were talking in."""
+LEVELS_CHUNK_S = 300.0
+
+
+def level_summary(levels: list[list], duration: float, buckets: int = SUMMARY_BUCKETS) -> list[list]:
+    """The levels in at most `buckets` spans of equal length (never shorter than one level, 0.2 s)."""
+    if not levels:
+        return []
+    step = max(duration / buckets, 0.2)
+    table = np.array([[row[0], -np.inf if row[1] is None else row[1], -np.inf if row[2] is None else row[2],
+                       row[3], row[4]] for row in levels], dtype=float)
+    index = np.minimum((table[:, 0] / step).astype(int), buckets - 1)
+    count = np.bincount(index, minlength=buckets)
+    loudest = np.full((buckets, 2), -np.inf)
+    for k in (0, 1):
+        np.maximum.at(loudest[:, k], index, table[:, 1 + k])
+    on = [np.bincount(index, weights=table[:, 3 + k], minlength=buckets) for k in (0, 1)]
+    out = []
+    for i in np.flatnonzero(count).tolist():
+        db = [None if not np.isfinite(v) else round(float(v), 1) for v in loudest[i]]
+        out.append([round(i * step, 3), round((i + 1) * step, 3), *db,
+                    round(on[0][i] / count[i], 2), round(on[1][i] / count[i], 2)])
+    return out
 
 
 def _db(value) -> float | None:
@@ -134,7 +219,7 @@ class LibraryPart:
         self.authorize = authorize
         self.config = config
         self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
-        self._cache: OrderedDict[str, tuple[tuple, bytes, bytes]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[tuple, dict, dict]] = OrderedDict()
         self._scores: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self._stored: dict | None = None
         self.routes = [
@@ -143,6 +228,9 @@ class LibraryPart:
             Route("/calls/{call_id}", self.to_page, methods=["GET"]),
             Route("/calls/{call_id}/", self.page, methods=["GET"]),
             Route("/calls/{call_id}/data.json", self.data, methods=["GET"]),
+            Route("/calls/{call_id}/overview.json", self.overview, methods=["GET"]),
+            Route("/calls/{call_id}/events.json", self.events, methods=["GET"]),
+            Route("/calls/{call_id}/levels.json", self.levels, methods=["GET"]),
             Route("/calls/{call_id}/audio.flac", self.audio, methods=["GET"]),
             Route("/calls/{call_id}/report", self.report, methods=["GET"]),
         ]
@@ -206,10 +294,31 @@ class LibraryPart:
         return FileResponse(ui_dir() / "replay.html")
 
     async def data(self, request: Request) -> Response:
+        return await self._piece(request, "data")
+
+    async def overview(self, request: Request) -> Response:
+        """What the replay page draws first: the call, report, scorecard, marks and summarised loudness."""
+        return await self._piece(request, "overview")
+
+    async def events(self, request: Request) -> Response:
+        """Every event but `levels`: the transcript and the overlay as it was, loaded after the first drawing."""
+        return await self._piece(request, "events")
+
+    async def levels(self, request: Request) -> Response:
+        """?chunk=N: the levels in [N, N + 1) * LEVELS_CHUNK_S, packed (the zoomed-in timeline, the overlay's meters)."""
+        try:
+            chunk = int(request.query_params.get("chunk", ""))
+            if not 0 <= chunk < 10**6:
+                raise ValueError
+        except ValueError:
+            return PlainTextResponse("chunk must be a whole number, 0 or more\n", status_code=400)
+        return await self._piece(request, "levels", chunk)
+
+    async def _piece(self, request: Request, name: str, chunk: int | None = None) -> Response:
         call = await self._call(request)
         if isinstance(call, Response):
             return call
-        plain, packed = await self._read(self._data, call["id"])
+        plain, packed = await self._read(self._data, call["id"], name, chunk)
         if "gzip" in request.headers.get("accept-encoding", ""):
             return Response(packed, media_type="application/json",
                             headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
@@ -336,20 +445,40 @@ class LibraryPart:
                 return fn(*args)
         return await run_in_threadpool(locked)
 
-    def _data(self, call_id: str) -> tuple[bytes, bytes]:
-        """data.json as (plain, gzipped) bytes, rebuilt only when the call has changed (runs under the lock)."""
+    def _data(self, call_id: str, name: str = "data", chunk: int | None = None) -> tuple[bytes, bytes]:
+        """A piece of a call's data (see call_pieces; "data" is data.json) as (plain, gzipped) bytes; the call's
+        pieces are worked out once per version of the call and each encoded when first asked for (runs under
+        the lock)."""
         call = self.store.call(call_id)
-        events = self.store.events(call_id)
-        key = (call["status"], call["duration_s"], len(events))
+        pieces = None
+        key = (call["status"], call["duration_s"])
+        if call["status"] == "recording":  # still growing: what it holds says whether it changed
+            pieces = stored_pieces(self.store, call_id, call)
+            key += (len(pieces["events"]), pieces["overview"]["levels_count"])
         cached = self._cache.get(call_id)
         if cached is None or cached[0] != key:
-            body = dumpb(call_data(call, events, self.config))
-            cached = (key, body, gzip.compress(body, compresslevel=5))
+            cached = (key, pieces or stored_pieces(self.store, call_id, call), {})
             self._cache[call_id] = cached
         self._cache.move_to_end(call_id)
         while len(self._cache) > CACHED_CALLS:
             self._cache.popitem(last=False)
-        return cached[1], cached[2]
+        _, pieces, encoded = cached
+        slot = (name, chunk)
+        if slot not in encoded:
+            if name == "levels":
+                lo, hi = chunk * LEVELS_CHUNK_S, (chunk + 1) * LEVELS_CHUNK_S
+                value = {"chunk": chunk, "from": lo, "to": hi, "levels_format": LEVELS_FORMAT,
+                         "levels": [row for row in pieces["levels"] if lo <= row[0] < hi]}
+            elif name == "data":
+                value = _whole(pieces, self.config)
+            elif name == "events":
+                value = {"events": pieces["events"], "transcript": pieces["transcript"],
+                         "scorecard": scorecard_of(pieces, self.config)}
+            else:
+                value = pieces[name]
+            body = dumpb(value)
+            encoded[slot] = (body, gzip.compress(body, compresslevel=5))
+        return encoded[slot]
 
 
 class ReplayServer:
