@@ -22,7 +22,8 @@ from conftest import ROOT
 UI = ROOT / "ui"
 PAGES = ["overlay.html", "floor.html", "login.html", "replay.html"]
 PAGE_CSS = sorted(p for p in UI.glob("*.css") if p.name != "common.css")
-PAGE_JS = sorted(p for p in UI.glob("*.js") if p.name not in ("calmline.js", "overlay_notes.js"))  # notes: no page
+PAGE_JS = sorted(p for p in UI.glob("*.js") if p.name not in ("calmline.js", "overlay_notes.js", "overlay_sentiment.js"))
+"""Pages' own scripts (overlay_notes.js and overlay_sentiment.js add parts to the overlay: no page)."""
 COLOUR_FUNCTIONS = {"rgb", "rgba", "hsl", "hsla", "hwb", "lab", "lch", "oklab", "oklch", "color", "color-mix"}
 NAMED_COLOURS = {"white", "black", "red", "green", "blue", "yellow", "orange", "purple", "gray", "grey", "silver",
                  "maroon", "navy", "teal", "olive", "lime", "aqua", "fuchsia", "pink", "brown", "gold"}
@@ -73,9 +74,12 @@ def test_every_page_loads_the_shared_files_first_by_absolute_ui_paths(page):
     assert len(found.sheets) == 2 and found.sheets[1].startswith("/ui/")
     if page != "login.html":  # the login form has no script
         assert found.scripts[0] == "/ui/calmline.js", found.scripts
-        extra = ["/ui/overlay_notes.js"] if page == "overlay.html" else []  # supervisors' notes, self-view
-        assert len(found.scripts) == 2 + len(extra) and found.scripts[1].startswith("/ui/")
-        assert found.scripts[2:] == extra, found.scripts
+        # The overlay's parts: the customer's sentiment (before overlay.js: it listens to the stream overlay.js
+        # opens), supervisors' notes and the self-view.
+        extra = ["/ui/overlay_sentiment.js", "/ui/overlay_notes.js"] if page == "overlay.html" else []
+        own = [s for s in found.scripts[1:] if s not in extra]
+        assert len(own) == 1 and own[0].startswith("/ui/"), found.scripts
+        assert [s for s in found.scripts if s in extra] == extra, found.scripts
     for url in found.sheets + found.scripts:
         assert (UI / url.removeprefix("/ui/")).is_file(), url
 

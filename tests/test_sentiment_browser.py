@@ -1,0 +1,65 @@
+"""The customer's sentiment trend in real chromium: on the agent's overlay (ui/overlay_sentiment.js), fed by the
+real web app with the events the real pipeline made of a synthesized escalating call."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from monitor.analysis.pipeline import run_channels
+from monitor.web.app import WebOptions
+from monitor.web.overlay import OverlayServer
+from test_sentiment import ESCALATING, no_words, synth
+
+from conftest import ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def escalating_events() -> list[dict]:
+    return [e.to_dict() for e in run_channels(synth(ESCALATING), no_words(), transcribe=False)]
+
+
+@pytest.fixture
+def overlay(browser):
+    server = OverlayServer(WebOptions(port=0)).start()
+    context = browser.new_context(viewport={"width": 360, "height": 240})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(server.url)
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    yield server, page
+    context.close()
+    server.stop()
+    assert not errors, errors
+
+
+def test_overlay_draws_the_trend_and_names_the_mood(overlay, escalating_events):
+    server, page = overlay
+    box = page.locator("#sentiment")
+    expect(box).to_be_hidden()
+    shown = [e for e in escalating_events if e["type"] in ("call_start", "sentiment", "cue", "call_end")]
+    scored = [e for e in shown if e["type"] == "sentiment"]
+    assert len(scored) >= 3
+    for event in shown:
+        if event["type"] == "call_end":
+            break
+        server.publish(event)
+    last = scored[-1]["trend"]
+    expect(box).to_be_visible()
+    expect(box).to_have_attribute("data-trend", f"{last:.2f}")
+    expect(box).to_have_attribute("data-mood", "upset" if last <= -0.5 else "unhappy")
+    expect(box.locator(".mood")).to_contain_text("↓")  # it got worse over the last readings
+    points = box.locator("polyline").get_attribute("points").split()
+    assert len(points) == len(scored)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "overlay_sentiment.png"))
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")  # overlay.js still has its stream
+
+    server.publish({"v": 1, "type": "call_start", "t": 0.0, "call_id": "next", "source": "test",
+                    "parties": ["agent", "customer"]})
+    expect(box).to_be_hidden()
+    server.publish({"v": 1, "type": "sentiment", "t": 4.0, "party": "customer", "trend": 0.45, "recent": 0.45,
+                    "talk_s": 2.0, "from_words": 0.45, "from_voice": None})
+    expect(box).to_have_attribute("data-mood", "pleased")
+    assert len(box.locator("polyline").get_attribute("points").split()) == 1
