@@ -161,3 +161,23 @@ def test_alerts_resolve_and_are_acknowledged_per_supervisor(hub):
     for floor in (sup, sue, again, late):
         floor.close()
     mon.ws.close()
+
+
+def test_the_customers_sentiment_weighs_in_and_its_recovery_clears_it():
+    call = CallState("c1", "ann", "here", 0.0)
+
+    def mood(t: float, trend: float) -> dict:
+        return ev("sentiment", t, party="customer", trend=trend, recent=trend, talk_s=3.0)
+
+    feed(call, call_start("c1"), mood(10.0, -0.1))
+    assert not call.tile()["upset"] and call.tile()["sentiment"] == -0.1
+    feed(call, mood(13.0, -0.6))
+    tile = call.tile()
+    assert tile["upset"] and tile["reasons"] == ["customer sentiment -0.6", "customer upset"]
+    assert tile["needs_attention"]  # clearly upset: worth a look before the cue comes
+    feed(call, cue(14.0, "acknowledge", "Acknowledge how they feel"))
+    worse = call.tile()["attention"]
+    assert worse > 3.0 and call.tile()["reasons"][0] == "customer upset, not acknowledged"
+    feed(call, said(18.0, "agent", "I'm sorry about that."), mood(21.0, -0.2), levels(14.0 + CALM_S + 0.2))
+    tile = call.tile()
+    assert not tile["upset"] and tile["reasons"] == [] and tile["sentiment"] == -0.2

@@ -203,6 +203,11 @@ def said(t: float, party: str, text: str) -> dict:
     return ev("transcript", t, party=party, start=t - 1.0, end=t, text=text, final=True, words=[])
 
 
+def mood(t: float, trend: float) -> dict:
+    """The customer's sentiment trend, as the pipeline sends it (monitor.analysis.sentiment)."""
+    return ev("sentiment", t, party="customer", trend=trend, recent=trend, talk_s=3.0)
+
+
 @pytest.fixture
 def full(browser, tmp_path):
     """Floor, agents' overlay and library (test_messages.Server), a supervisor's page and an agent's page."""
@@ -234,12 +239,15 @@ def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
         mon.send(call_start(mon.call_id))
     sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
     hot.send(said(30.0, "customer", "This is ridiculous, I want a refund now!"))
+    hot.send(mood(33.0, -0.5))
     hot.send(cue(40.0, "acknowledge", "Acknowledge how they feel"))
     tile = page.locator(".tile[data-call-id=hot-1]")
     expect(tile).to_have_attribute("data-attention", "true")
     expect(tile).to_have_attribute("data-top", "true")  # the one that needs a supervisor most stands out
     expect(page.locator(".tile[data-top=true]")).to_have_count(1)
-    expect(tile.locator(".reasons")).to_have_text("customer upset, not acknowledged")
+    expect(tile.locator(".reasons")).to_have_text("customer upset, not acknowledged · customer sentiment -0.5")
+    expect(tile.locator(".mood")).to_have_attribute("data-sign", "upset")
+    expect(tile.locator(".mood-value")).to_have_text("-0.5")
     alert = page.locator("#alerts li.alert[data-call-id=hot-1][data-kind=acknowledge]")
     expect(alert).to_have_attribute("data-resolved", "false")
     page.screenshot(path=str(ARTIFACTS / "floor-flagged.png"))
@@ -251,9 +259,11 @@ def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
     expect(alert).to_have_attribute("data-acked", "true")
 
     hot.send(said(46.0, "agent", "I'm so sorry, I can see why you are upset."))
+    hot.send(mood(48.0, 0.1))
     expect(tile).to_have_attribute("data-attention", "false")
     expect(tile).to_have_attribute("data-top", "false")
     expect(tile.locator(".reasons")).to_have_text("customer upset, acknowledged")
+    expect(tile.locator(".mood")).to_have_attribute("data-sign", "pleased")
     expect(alert).to_have_attribute("data-resolved", "true")
     expect(alert.locator("span")).to_have_text("customer upset, not acknowledged")
     page.screenshot(path=str(ARTIFACTS / "floor-cleared.png"))

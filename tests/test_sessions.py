@@ -84,3 +84,22 @@ def test_supervisors_and_agents_stay_signed_in_over_a_restart(tmp_path):
         assert request(where, "GET", "/floor", headers={"Cookie": sup}).status == 302
     finally:
         stop(proc)
+
+
+def test_both_roles_streams_reopen_on_a_restarted_app(tmp_path):
+    """The same in one process (fast tier): the app stopped and built again on the data directory's key."""
+    from test_messages import Server
+
+    srv = Server(tmp_path / "data")
+    sup, ann = cookie_of(srv, "sup", PASSWORD), cookie_of(srv, "ann", AGENT_PASSWORD)
+    port = srv.port
+    srv.stop()
+    srv = Server(tmp_path / "data", port=port)
+    try:
+        floor = stream(srv, "floor/ws", sup)
+        assert json.loads(floor.recv(timeout=10).split("\n")[0])["user"] == "sup"
+        floor.close()
+        stream(srv, "ws", ann).close()
+        assert json.loads(request(srv, "GET", "/session", headers={"Cookie": ann}).data)["role"] == "agent"
+    finally:
+        srv.stop()

@@ -164,6 +164,9 @@ function makeTile(id) {
       <div><dt>Interrupts</dt><dd class="int"></dd></div>
       <div><dt>Cues 1 min</dt><dd class="cues"></dd></div>
     </dl>
+    <div class="mood" hidden title="The customer's sentiment trend, from upset (left) to pleased (right)">
+      <span class="who">Mood</span><div class="mood-scale"><b></b></div><span class="mood-value"></span>
+    </div>
     <p class="cue"></p>
     <p class="reasons"></p>`;
   el.addEventListener("click", () => openLive(id));
@@ -218,6 +221,16 @@ function renderTile(c) {
   q(".share").textContent = Calmline.percent(t.share);
   q(".int").textContent = t.interruptions ? String(t.interruptions.agent + t.interruptions.customer) : "0";
   q(".cues").textContent = String(t.cues_1m || 0);
+  const mood = q(".mood");
+  mood.hidden = typeof t.sentiment !== "number";
+  if (!mood.hidden) {  // a bar from the middle: left when upset, right when pleased
+    const s = Math.max(-1, Math.min(1, t.sentiment));
+    const bar = mood.querySelector("b");
+    bar.style.left = `${50 + Math.min(0, s) * 50}%`;
+    bar.style.width = `${Math.abs(s) * 50}%`;
+    mood.dataset.sign = s < 0 ? "upset" : "pleased";
+    q(".mood-value").textContent = `${s > 0 ? "+" : ""}${s.toFixed(1)}`;
+  }
   q(".cue").textContent = t.cue ? t.cue.text : "";
   q(".reasons").textContent = (t.reasons || []).join(" · ");
   c.dirty = false;

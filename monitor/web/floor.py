@@ -6,7 +6,8 @@ Raised voice and dead air come from the pipeline's own cues (`speak_softly`, `de
 thresholds in the user's config.toml; the floor does not measure them again with thresholds of its own.
 
 Reasons clear when what raised them is resolved, not when a minute has passed: the customer's escalation
-(an `acknowledge` cue, a frustration word, a customer spurt well above their own first spurts) is answered
+(an `acknowledge` cue, a frustration word, a customer spurt well above their own first spurts, their
+sentiment trend at or below UPSET_SENTIMENT when the monitor sends it) is answered
 once the agent says an acknowledgement after it, and over once the customer has been calm for CALM_S; dead
 air ends when someone talks. The attention score adds each present reason's weight, growing with how long
 it has lasted, so that of several similar calls the one escalated longest comes first."""
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 from ..analysis.cues import find_phrase
 from ..config import AcknowledgeConfig
-from ..events import CallEnd, CallStart, Cue, Event, Interruption, Levels, Pace, TalkEnd, TalkStart, Transcript
+from ..events import (CallEnd, CallStart, Cue, Event, Interruption, Levels, Pace, Sentiment, TalkEnd, TalkStart,
+                      Transcript)
 from .notes import NOTES_KEPT
 
 CUE_WINDOW_S = 60.0
@@ -40,6 +42,8 @@ RAISED_DB = 6.0
 LASTING_PER_S = 1 / 30.0
 LASTING_MAX = 2.0
 """A flagged call's score grows by one per 30 s flagged, up to two: the longest-escalated call comes first."""
+UPSET_SENTIMENT = -0.3
+"""The customer's sentiment trend (monitor.analysis.sentiment) at or below this is a sign of escalation."""
 _DEFAULTS = AcknowledgeConfig()
 ACKNOWLEDGEMENTS = list(_DEFAULTS.acknowledgements)
 FRUSTRATION = list(_DEFAULTS.frustration)
@@ -92,6 +96,8 @@ class CallState:
         """When the agent last said an acknowledgement (the end of their words)."""
         self.customer_db: list[float] = []
         """The customer's first spurts' loudness (their baseline)."""
+        self.sentiment: float | None = None
+        """The customer's latest sentiment trend in [-1, 1], when the monitor sends it."""
         self.flagged_since: float | None = None
         """Audio time the call first reached ATTENTION, while it stays there."""
         self.scored: tuple[dict | None, dict | None] = (None, None)
@@ -157,6 +163,10 @@ class CallState:
                 self._words(event.party, text, max(event.t, event.end))
         elif isinstance(event, Pace):
             self.wpm = dict(event.wpm)
+        elif isinstance(event, Sentiment) and event.party == "customer" and event.trend is not None:
+            self.sentiment = event.trend
+            if event.trend <= UPSET_SENTIMENT:
+                self._upset(event.t)
         elif isinstance(event, CallStart):
             self.started_at = event.started_at or self.started_at
         elif isinstance(event, CallEnd):
@@ -247,7 +257,12 @@ class CallState:
         if self.unanswered:
             out["acknowledge"] = (3.0 + min(2.0, upset_s / 20.0), "customer upset, not acknowledged")
         elif self.upset_since is not None:
-            out["upset"] = (1.0 + min(0.5, upset_s / 60.0), "customer upset, acknowledged")
+            answered = self.acked_at is not None and self.acked_at >= self.upset_since - ASR_SLACK_S
+            out["upset"] = (1.0 + min(0.5, upset_s / 60.0),
+                            "customer upset, acknowledged" if answered else "customer upset")
+        if self.sentiment is not None and self.sentiment <= UPSET_SENTIMENT:
+            out["sentiment"] = (min(1.5, 0.5 + 2.0 * (UPSET_SENTIMENT - self.sentiment)),
+                                f"customer sentiment {self.sentiment:+.1f}")
         cues = self.counted_cues()
         if len(cues) >= CUES_ALERT:
             out["cues"] = (2.0 + 0.5 * (len(cues) - CUES_ALERT), f"{len(cues)} cues in the last minute")
@@ -298,6 +313,7 @@ class CallState:
             "wpm": self.wpm, "dead_air_s": int(self.dead_air_s), "raised_voice": "raised_voice" in conditions,
             "line": self.line, "attention": score, "needs_attention": score >= ATTENTION,
             "upset": self.upset_since is not None,
+            "sentiment": None if self.sentiment is None else round(self.sentiment, 2),
             "reasons": [why for _, why in sorted(conditions.values(), key=lambda c: -c[0])],
             "gaps": self.gaps, "dropped": self.dropped,
         }
