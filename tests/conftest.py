@@ -21,6 +21,7 @@ SLOW_FIXTURES = {"browser", "pulse", "real_data"}
 """A test that uses one of these (directly or through another fixture) is slow: chromium, a PulseAudio
 server capturing in real time, real recordings run through the speech model."""
 SLOW_MODULES = {"test_transcription", "test_real_speech", "test_live_cli", "test_devices", "test_demo_e2e",
+                "test_sentiment_speech",
                 "test_faults_stop", "test_faults_disk", "test_hub_cli",
                 "test_cli", "test_privacy", "test_faults_samples", "test_faults_files", "test_scale_e2e",
                 "test_ingest_pool"}
