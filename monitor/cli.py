@@ -261,6 +261,7 @@ def cmd_demo(args) -> int:
     publish = Publishers(overlay, hub)
     stop = Stop.on_signals()
     store = _call_store(args, config)  # one store for every round of a loop: a store per round leaked its files
+    _notes_from_hub(hub, overlay, store)
     try:
         _wait_for_overlay(overlay, args.wait, stop)
         while not stop.flag.is_set():
@@ -318,10 +319,12 @@ def cmd_live(args) -> int:
         return 0
     try:
         hub = _publisher(args, config)
-        publish = Publishers(_serve(args, config), hub)
+        overlay = _serve(args, config)
+        publish = Publishers(overlay, hub)
         source = "live: " + ", ".join(f"{i.label}={i.device}:{i.channel}" for i in inputs)
         try:
             session = _session(args, config, source, live=True, publish=(publish,))
+            _notes_from_hub(hub, overlay, session.store)
             result = session.run(capture.read())
         finally:
             publish.stop()
@@ -424,6 +427,28 @@ def cmd_hash_password(args) -> int:
         raise UsageError(f"a password (supervisor's or agent's) must be at least {MIN_SECRET_CHARS} characters")
     print(hash_password(password))
     return 0
+
+
+def _notes_from_hub(hub, overlay, store) -> None:
+    """A supervisor's note, sent by the hub (monitor/web/notes.py): to this monitor's overlay, and into the
+    call's recording here (a desktop monitor records its own calls)."""
+    if hub is None:
+        return
+    from .events import Note
+    from .web.notes import record_note
+
+    def on_note(notice: dict) -> None:
+        try:
+            note = Note.from_dict(notice.get("event")).to_dict()
+        except ValueError as exc:
+            print(f"calmline: warning: the hub sent a note that is none ({exc})", file=sys.stderr, flush=True)
+            return
+        if overlay is not None:
+            overlay.publish(note)
+        if store is not None and isinstance(notice.get("call_id"), str):
+            record_note(store, notice["call_id"], note)
+
+    hub.on_note = on_note
 
 
 def _publisher(args, config: Config):

@@ -238,3 +238,37 @@ def test_a_word_is_recorded_with_the_call_and_the_agent_gets_a_self_view(server)
     ann.close()
     sup.close()
     mon.ws.close()
+
+
+def test_a_desktop_monitor_shows_the_word_on_its_own_overlay_and_records_it(server, tmp_path):
+    """`calmline live --hub`: the hub sends the note down the monitor's connection; the monitor (its real
+    HubPublisher, wired as the command wires it) puts it on its loopback overlay and into its own store."""
+    from monitor.cli import _notes_from_hub
+    from monitor.web.hub_client import HubPublisher
+    from monitor.web.overlay import serve_overlay
+
+    desk = Store(tmp_path / "desk")  # the agent's machine records the call itself
+    recorder = record_start(desk, "desk-1", "ann")
+    local = serve_overlay(WebOptions(port=0))
+    hub = HubPublisher(server.url, None, TOKENS["ann"])
+    try:
+        hub.start()
+        _notes_from_hub(hub, local, desk)
+        hub.publish(call_start("desk-1"))
+        wait_until(lambda: "desk-1" in server.floor.calls, "the desktop call on the floor")
+        screen = connect(local.url.replace("http", "ws", 1) + "ws", origin=local.url.rstrip("/"), open_timeout=5)
+        with screen:
+            sup = Floor(server, sign_in(server, "sup"))
+            say(sup, call_id="desk-1", card="slow_down")
+            assert replies(sup, "said")[0]["monitor"] is True
+            note = recv_type(screen, "note")
+            assert (note["card"], note["sender"], note["text"]) == ("slow_down", "sup", CARDS["slow_down"])
+            stored = wait_until(lambda: [e for e in desk.events("desk-1") if e["type"] == "note"], "recorded here")
+            assert stored == [note]
+            assert not [e for e in server.store.events("desk-1")]  # the server records none of a desktop call
+            sup.close()
+    finally:
+        hub.stop(flush_s=0)
+        local.stop()
+        recorder.close()
+        desk.close()

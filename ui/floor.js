@@ -72,7 +72,8 @@ const handlers = {
   said(msg) {
     if (msg.call_id !== watched) return;
     ui.sayText.value = "";
-    sayStatus(msg.viewers ? "Sent to the agent's overlay." : "Sent; the agent's overlay is not open on this server.", "ok");
+    sayStatus(msg.viewers || msg.monitor ? "Sent to the agent's overlay."
+      : "Sent; the agent's overlay is not open on this server.", "ok");
   },
   call_end(msg) {
     const c = calls.get(msg.call_id);

@@ -73,6 +73,7 @@ class FloorPart:
         self.monitors = Monitors(self.floor, opts.tokens, opts.monitors, opts.redact)
         self.sessions = Sessions(opts.supervisors, opts.session_ttl_s, opts.tls, opts.data_dir, opts.agents)
         self.throttle = LoginThrottle(**opts.throttle)
+        self.floor.on_note.append(self._note_to_monitor)
         self._tasks: list[asyncio.Task] = []
         self.routes = [
             Route("/login", self.login_page, methods=["GET"]),
@@ -94,6 +95,12 @@ class FloorPart:
                                     monitors=MonitorLimits(max_connections=hub.max_connections_per_agent),
                                     floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent),
                                     redact=redact or RedactConfig()))
+
+    def _note_to_monitor(self, call, note: dict) -> None:
+        """A supervisor's note to the desktop monitor sending the call (`calmline live --hub`), which shows it on
+        its own overlay and records it with the call there."""
+        if call.conn is not None:
+            self.monitors._reply(call.conn, {"type": "note", "call_id": call.call_id, "event": note})
 
     # ---- the part's life ----
 

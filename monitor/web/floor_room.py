@@ -297,7 +297,8 @@ class Floor:
         for other in list(self.watchers.get(call.call_id, ())):
             self._put(other, "event", watched)
         self._put(sup, "event", dumps({"type": "said", "call_id": call.call_id, "note": note,
-                                       "viewers": len(self.viewers.get(call.agent, ()))}))
+                                       "viewers": len(self.viewers.get(call.agent, ())),
+                                       "monitor": call.conn is not None}))
         for hook in self.on_note:
             try:
                 hook(call, note)

@@ -66,6 +66,9 @@ class HubPublisher:
         """How often the hub answered with each error reason (at most 100 reasons, then "other")."""
         self.refused: str | None = None
         """The hub's reason when it refused this agent; no more attempts until restart."""
+        self.on_note = None
+        """Called (in this publisher's thread) with each `{"type":"note","call_id","event"}` the hub sends: a
+        supervisor's word to this agent (monitor/web/notes.py)."""
 
     # -- the pipeline's side --
 
@@ -259,6 +262,12 @@ class HubPublisher:
             try:
                 notice = json.loads(text)
             except ValueError:
+                continue
+            if isinstance(notice, dict) and notice.get("type") == "note" and self.on_note is not None:
+                try:
+                    self.on_note(notice)
+                except Exception:  # noqa: BLE001 - a note that cannot be shown never stops the publishing
+                    log.exception("cannot show the supervisor's note")
                 continue
             if isinstance(notice, dict) and notice.get("type") in ("error", "rate_limited"):
                 why = str(notice.get("reason") or notice.get("type"))[:200]
