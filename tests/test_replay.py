@@ -13,10 +13,11 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ARTIFACTS, calmline
+from conftest import ARTIFACTS, ROOT, calmline
 from monitor.errors import UsageError
 from monitor.web.app import WebOptions
-from monitor.web.library import LEVELS_FORMAT, ReplayServer, call_data, serve_replay
+from monitor.web.library import (LEVELS_FORMAT, SUMMARY_BUCKETS, SUMMARY_FORMAT, ReplayServer, call_data,
+                                 serve_replay)
 from monitor.library.store import Store
 from synth import barge_in_call, write_call
 
@@ -270,3 +271,130 @@ def test_lines_timeline_and_speed_control_the_audio(page, recorded):
     page.evaluate("audio.currentTime = audio.duration")
     page.wait_for_function("() => !audio.seeking")
     expect(page.locator("#ov-cue-box")).to_have_attribute("data-idle", "Call ended")
+
+
+# --- a 2-hour call: pieces, first drawing, zoom --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def long_calls(tmp_path_factory):
+    """A server with a 2-hour call and a 5-minute one, written into the store as a monitor records them
+    (bench/replay_open.py: levels every 0.2 s, stats, spurts, transcripts, a cue every ~11 s; no audio)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from replay_open import record_call
+
+    store = Store(tmp_path_factory.mktemp("long"))
+    record_call(store, "long", 120.0, audio=False)
+    record_call(store, "short", 5.0, audio=False, seed=2)
+    srv = ReplayServer(store, "long", WebOptions(port=0)).start()
+    yield srv, store
+    srv.stop()
+    store.close()
+
+
+def test_a_long_call_comes_in_pieces_that_add_up_to_data_json(long_calls):
+    srv, store = long_calls
+    whole = json.loads(get(srv, "/calls/long/data.json")[2])
+    status, _, body = get(srv, "/calls/long/overview.json")
+    overview = json.loads(body)
+    assert status == 200 and len(body) * 4 < len(json.dumps(whole))
+    summary = overview["summary"]
+    assert overview["summary_format"] == SUMMARY_FORMAT and 1000 < len(summary) <= SUMMARY_BUCKETS
+    assert summary[0][0] == 0.0 and summary[-1][1] >= whole["levels"][-1][0]
+    assert max(r[2] for r in summary) == max(r[1] for r in whole["levels"])
+    assert "transcript" not in overview["report"] and overview["report"]["cues"] == whole["report"]["cues"]
+    assert [m for m in overview["marks"] if m["type"] == "cue"] == [e for e in whole["events"] if e["type"] == "cue"]
+    rest = json.loads(get(srv, "/calls/long/events.json")[2])
+    assert rest["events"] == whole["events"] and rest["scorecard"] == whole["scorecard"]
+    assert rest["transcript"] == whole["report"]["transcript"]
+    levels = []
+    for n in range(int(overview["duration_s"] // overview["levels_chunk_s"]) + 1):
+        piece = json.loads(get(srv, f"/calls/long/levels.json?chunk={n}")[2])
+        assert piece["chunk"] == n and all(piece["from"] <= r[0] < piece["to"] for r in piece["levels"])
+        levels += piece["levels"]
+    assert levels == whole["levels"] and len(levels) == overview["levels_count"] > 35000
+    for bad in ("-1", "x", ""):
+        assert get(srv, f"/calls/long/levels.json?chunk={bad}")[0] == 400
+
+
+def open_replay(browser, srv, call_id: str):
+    """A fresh page on a call's replay, once drawn and loaded: (page, context, ms to the first drawing)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(f"{srv.server.url}calls/{call_id}/")
+    page.wait_for_function("() => document.body.classList.contains('loaded')", timeout=60_000)
+    return page, context, page.evaluate("performance.getEntriesByName('calmline-first-draw')[0].startTime")
+
+
+def test_a_two_hour_call_draws_before_the_rest_loads(browser, long_calls):
+    srv, _ = long_calls
+    page, context, long_ms = open_replay(browser, srv, "long")
+    try:
+        names = page.evaluate("performance.getEntriesByType('resource').map((r) => [r.name.split('/').pop(), r.startTime])")
+        started = dict(names)
+        assert "data.json" not in started and "overview.json" in started
+        assert started["events.json"] >= long_ms  # the transcript is asked for once the timeline is drawn
+        assert [n for n, _ in names if n.startswith("levels.json")] == ["levels.json?chunk=0"]  # the playhead's
+        expect(page.locator("#transcript .line")).not_to_have_count(0)
+        expect(page.locator(".cue-marker")).to_have_count(len([m for m in json.loads(
+            get(srv, "/calls/long/overview.json")[2])["marks"] if m["type"] == "cue"]))
+        screenshot(page, "replay-2h.png")
+    finally:
+        context.close()
+    _, context, short_ms = open_replay(browser, srv, "short")
+    context.close()
+    # 24 times the call, not 24 times the wait (bench/replay_open.py measures the times themselves)
+    assert long_ms < 4 * short_ms + 500, (long_ms, short_ms)
+
+
+def test_the_timeline_zooms_to_a_second_per_10_px_and_pans(browser, long_calls):
+    srv, _ = long_calls
+    page, context, _ = open_replay(browser, srv, "long")
+    try:
+        width = page.evaluate("ui.plot.clientWidth")
+        assert page.evaluate("[view.from, view.to]") == [0, page.evaluate("duration")]
+        clicks = 0
+        while not page.locator("#zoom-in").is_disabled():
+            page.click("#zoom-in")
+            clicks += 1
+        assert clicks <= 8
+        span = page.evaluate("view.to - view.from")
+        assert span == pytest.approx(width / 10, rel=0.01)
+        expect(page.locator("#zoom-label")).to_contain_text("10 px per second")
+        # zoomed in, the loudness is drawn from the levels themselves (5 a second), not the summaries
+        page.wait_for_function("() => chunks.get(0) instanceof Array")
+        rows = page.evaluate("loudnessRows(ui.plot.clientWidth).length")
+        assert rows == pytest.approx(span * 5, abs=3)
+        visible = page.evaluate("[...document.querySelectorAll('.cue-marker')].filter((n) => n.style.display !== 'none')"
+                                ".map((n) => Number(n.dataset.t))")
+        assert visible and all(0 <= t <= span for t in visible)
+        screenshot(page, "replay-2h-zoomed.png")
+
+        box = page.locator("#plot").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 60)
+        page.keyboard.down("Shift")
+        page.mouse.wheel(0, box["width"] / 2)  # shift + wheel: half a view later
+        page.keyboard.up("Shift")
+        page.wait_for_function(f"() => view.from > {span / 4}")
+        assert page.evaluate("view.to - view.from") == pytest.approx(span, rel=0.01)
+        before = page.evaluate("[view.from, view.to]")
+        page.mouse.wheel(0, 100)  # the wheel: zoom out around the pointer
+        page.wait_for_function(f"() => view.to - view.from > {1.1 * span}")
+        middle = page.evaluate("(view.from + view.to) / 2")
+        assert middle == pytest.approx((before[0] + before[1]) / 2, abs=span / 20)
+        page.click("#zoom-fit")
+        assert page.evaluate("[view.from, view.to]") == [0, page.evaluate("duration")]
+        expect(page.locator("#zoom-label")).to_have_text("whole call")
+
+        # zoomed in, going to a moment outside the view brings it into view
+        page.click("#zoom-in")
+        page.click("#zoom-in")
+        late = page.locator("#transcript .line").last
+        late.scroll_into_view_if_needed()
+        late.click()
+        t = float(late.get_attribute("data-start"))
+        view = page.evaluate("[view.from, view.to]")
+        assert view[0] <= t <= view[1] and view[1] - view[0] < page.evaluate("duration") / 3
+    finally:
+        context.close()
