@@ -142,7 +142,7 @@ class Overlay:
     def _read(self):
         try:
             for text in self.ws:
-                self.got.append(json.loads(text))
+                self.got.append({**json.loads(text), "_recv": time.time()})
         except Exception:  # noqa: BLE001 - closed
             pass
 
