@@ -390,7 +390,8 @@ def cmd_server(args) -> int:
             print("calmline: warning: no supervisors in [hub.supervisors]; nobody can open the floor "
                   "(make a hash with `calmline hash-password`)", file=sys.stderr)
         floor = FloorPart.from_config(cfg, data_dir=store.dir, tls=bool(options.tls_cert),
-                                      redis_url=args.redis or None, redact=config.redact)
+                                      redis_url=args.redis or None, redact=config.redact,
+                                      acknowledge=config.cues.acknowledge)
         # agents' overlays (signed in, their calls from the floor), not the loopback overlay of live/demo
         library = LibraryPart(store, floor.authorize, config)
         parts += [AgentOverlayPart(floor, library=library), floor, library]

@@ -181,3 +181,15 @@ def test_the_customers_sentiment_weighs_in_and_its_recovery_clears_it():
     feed(call, said(18.0, "agent", "I'm sorry about that."), mood(21.0, -0.2), levels(14.0 + CALM_S + 0.2))
     tile = call.tile()
     assert not tile["upset"] and tile["reasons"] == [] and tile["sentiment"] == -0.2
+
+
+def test_the_users_phrases_decide_what_acknowledges():
+    from monitor.config import AcknowledgeConfig
+
+    own = AcknowledgeConfig(acknowledgements=["my apologies"], frustration=["not happy"])
+    call = CallState("c1", "ann", "here", 0.0, own)
+    feed(call, call_start("c1"), said(10.0, "customer", "I am not happy at all."),
+         cue(12.0, "acknowledge", "Acknowledge how they feel"), said(14.0, "agent", "I'm sorry."))
+    assert call.tile()["needs_attention"]  # "sorry" is not among this user's acknowledgements
+    feed(call, said(16.0, "agent", "My apologies for that."))
+    assert call.tile()["reasons"] == ["customer upset, acknowledged"]

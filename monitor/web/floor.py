@@ -66,8 +66,12 @@ class CallState:
     """One call's floor state, bounded whatever the call's length: counters, the last minute of cues, the last
     transcript line and what a newly watching supervisor needs to show the agent's overlay at once."""
 
-    def __init__(self, call_id: str, agent: str, origin: str, started_at: float):
+    def __init__(self, call_id: str, agent: str, origin: str, started_at: float, acknowledge=None):
+        """`acknowledge`: the user's [cues.acknowledge] (its acknowledgement and frustration phrases), else
+        the defaults."""
         self.call_id, self.agent, self.origin, self.started_at = call_id, agent, origin, started_at
+        self.acknowledgements = list(getattr(acknowledge, "acknowledgements", None) or ACKNOWLEDGEMENTS)
+        self.frustration = list(getattr(acknowledge, "frustration", None) or FRUSTRATION)
         self.status = "live"
         self.t = 0.0
         self.at = 0.0
@@ -192,9 +196,9 @@ class CallState:
 
     def _words(self, party: str, text: str, t: float) -> None:
         """A final transcript line: the customer's frustration words, the agent's acknowledgement."""
-        if party == "customer" and find_phrase(text, FRUSTRATION):
+        if party == "customer" and find_phrase(text, self.frustration):
             self._upset(t)
-        elif party == "agent" and find_phrase(text, ACKNOWLEDGEMENTS):
+        elif party == "agent" and find_phrase(text, self.acknowledgements):
             self.acked_at = max(t, self.acked_at or t)
 
     def _settle(self) -> None:

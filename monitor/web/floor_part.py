@@ -87,13 +87,16 @@ class FloorPart:
 
     @classmethod
     def from_config(cls, hub, data_dir: Path | None = None, tls: bool = False,
-                    redis_url: str | None = None, redact: RedactConfig | None = None) -> FloorPart:
-        """From config.toml's [hub] section (monitor.config.HubConfig); UsageError naming a weak token."""
+                    redis_url: str | None = None, redact: RedactConfig | None = None,
+                    acknowledge=None) -> FloorPart:
+        """From config.toml's [hub] section (monitor.config.HubConfig); UsageError naming a weak token.
+        `acknowledge`: [cues.acknowledge], whose phrases clear and raise the floor's reasons."""
         return cls(FloorPartOptions(tokens=dict(hub.tokens), supervisors=dict(hub.supervisors),
                                     agents=dict(getattr(hub, "agents", {}) or {}), data_dir=data_dir,
                                     tls=tls, redis_url=redis_url or hub.redis_url or None,
                                     monitors=MonitorLimits(max_connections=hub.max_connections_per_agent),
-                                    floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent),
+                                    floor=FloorOptions(max_calls_per_agent=hub.max_calls_per_agent,
+                                                       acknowledge=acknowledge),
                                     redact=redact or RedactConfig()))
 
     def _note_to_monitor(self, call, note: dict) -> None:

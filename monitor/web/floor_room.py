@@ -54,6 +54,9 @@ class FloorOptions:
     """A call whose connection was lost and never came back is dropped after this long."""
     peer_timeout_s: float = 5.0
     """Calls of a server not heard from over Redis for this long show as connection lost."""
+    acknowledge: object = None
+    """The user's [cues.acknowledge] (monitor.config.AcknowledgeConfig): what the floor counts as the agent's
+    acknowledgement and the customer's frustration (None: the defaults)."""
 
 
 class Floor:
@@ -114,7 +117,7 @@ class Floor:
             if origin == self.id and self._open_calls(agent) >= self.options.max_calls_per_agent:
                 return f"too many open calls for this agent ({self.options.max_calls_per_agent})"
             started = getattr(event, "started_at", 0.0) or max(0.0, (msg.at or time.time()) - event.t)
-            call = self.calls[msg.call_id] = CallState(msg.call_id, agent, origin, started)
+            call = self.calls[msg.call_id] = CallState(msg.call_id, agent, origin, started, self.options.acknowledge)
             self.by_agent.setdefault(agent, {})[msg.call_id] = call
             self.current[agent] = msg.call_id
         elif call.agent != agent:
