@@ -218,3 +218,14 @@ def test_the_html_report_shows_the_score_partial_credit_and_links_every_time_int
     assert ('<span class="finding" data-count="2">talked over the customer 2 times: '
             '<a href="./#t=30">0:30</a>, <a href="./#t=90">1:30</a></span>') in html
     assert '<a href="./#t=33">0:33</a> (+11 dB)' in html
+
+
+def test_an_announced_short_hold_is_not_dead_air_but_an_unannounced_or_endless_one_is():
+    def with_wait(text, length):
+        return calm(line("agent", 20.2, 22.0, text), silence(22.0, 22.0 + length, "agent", "agent"))
+    held = items(score_call(with_wait("Please bear with me a moment while I check the stock.", 12.0)))
+    assert held["respond"]["notes"] == [] and held["respond"]["met"]
+    quiet = items(score_call(with_wait("I see your order here.", 12.0)))
+    assert "left the customer in silence once: 0:22 (12 s)" in quiet["respond"]["evidence"]
+    endless = items(score_call(with_wait("Please bear with me a moment while I check the stock.", 90.0)))
+    assert "left the customer in silence once: 0:22 (90 s)" in endless["respond"]["evidence"]

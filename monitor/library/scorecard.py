@@ -44,6 +44,11 @@ TIMED = ["today", "tonight", "this afternoon", "this evening", "this morning", "
 THANKS = ["thank you", "thanks", "thank", "appreciate"]
 ACCEPTANCE = ["okay", "ok", "that works", "that would work", "that will work", "sounds good", "thank you",
               "thanks", "great", "perfect", "yes please", "that's fine", "that is fine", "alright", "all right"]
+HOLD = ["on hold", "hold on", "bear with me", "one moment", "a moment", "just a moment", "one second",
+        "a second", "one minute", "a minute", "a few moments", "while i check", "while i look"]
+"""An agent line announcing a wait: the silence after it is a hold, not dead air (up to HOLD_MAX_S)."""
+HOLD_MAX_S = 60.0        # an announced wait longer than this is dead air after all: check back in
+HOLD_SAID_S = 3.0        # the announcement ends at most this long before the silence
 BUT = ["but", "however", "unfortunately", "though"]
 """What turns "I understand" into a polite opening for a deflection, when one of [scorecard] undo_words follows."""
 
@@ -244,8 +249,9 @@ class Call:
         dead_air cues in no such silence (a call's opening silence is not dead air)."""
         silences = [e for e in self.of("silence") if e.before is not None]
         long = [e for e in silences if e.after is not None and e.end - e.t >= self.dead_air_s]
-        at = [At(e.t, f"({e.end - e.t:.0f} s)") for e in long]
-        opening = [e for e in self.of("silence") if e.before is None]
+        held = [e for e in long if self._announced(e)]
+        at = [At(e.t, f"({e.end - e.t:.0f} s)") for e in long if e not in held]
+        opening = [e for e in self.of("silence") if e.before is None] + held
         first_talk = min((s for spurts in self.spurts.values() for s, _ in spurts), default=None)
         for cue in self.cues("dead_air"):
             if any(e.t <= cue.t <= e.end + 0.5 for e in long + opening):
@@ -253,6 +259,13 @@ class Call:
             if first_talk is not None and cue.t > first_talk:
                 at.append(At(cue.t))
         return Finding("left the customer in silence", sorted(at, key=lambda a: a.t), self.costs.dead_air)
+
+    def _announced(self, silence: Event) -> bool:
+        """A wait the agent announced ("bear with me a moment") and kept short: the customer was informed."""
+        if silence.end - silence.t > HOLD_MAX_S:
+            return False
+        before = [x for x in self.lines if x.party == "agent" and silence.t - HOLD_SAID_S <= x.end <= silence.t + 0.5]
+        return any(find_phrase(x.text, HOLD) for x in before)
 
     def interruptions(self) -> Finding:
         """The agent talking over the customer: interruptions by the agent, and wait_for_pause cues that
