@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -123,6 +124,22 @@ def format_devices(devs: list[dict]) -> str:
         lines.append(f"{mark} {d['index']:>3}  {d['name']:<{name_w}}  {d['hostapi']:<{api_w}}  "
                      f"{d['channels']:>3}  {d['samplerate']:.0f}")
     return "\n".join(lines)
+
+
+ROUTABLE = ("pulse", "pipewire", "monitor", "loopback", "blackhole", "cable", "stereo mix", "aggregate")
+"""Names of inputs that can carry another application's output (a softphone's): sound servers that have
+monitor sources, loopback and virtual devices."""
+CAPTURE_DOC = Path(__file__).resolve().parents[1] / "docs" / "capture.md"
+
+
+def capture_hint(devs: list[dict]) -> str | None:
+    """What to read when none of `devs` can carry a softphone's audio (None when one can): docs/capture.md."""
+    if any(word in d["name"].lower() for d in devs for word in ROUTABLE):
+        return None
+    where = CAPTURE_DOC if CAPTURE_DOC.is_file() else "docs/capture.md in calmline's source"
+    what = "" if not devs else "none of these inputs carries a softphone's audio; "
+    return (f"{what}to capture a call, route the softphone's audio into an input (a monitor source, a loopback "
+            f"or a virtual device): {where} shows how on Linux, Windows and macOS")
 
 
 def _active(stream) -> bool:

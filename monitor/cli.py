@@ -357,9 +357,14 @@ def _inputs(args, config: Config) -> list:
 
 
 def cmd_devices(args) -> int:
-    from audio.devices import format_devices, list_devices
+    """The input devices; when none can carry a softphone's audio, where to read how to route it."""
+    from audio.devices import capture_hint, format_devices, list_devices
 
-    print(format_devices(list_devices()))
+    devs = list_devices()
+    print(format_devices(devs))
+    hint = capture_hint(devs)
+    if hint:
+        print(hint)
     return 0
 
 

@@ -3,6 +3,8 @@ captured through sounddevice's `pulse` device. Real devices, real time, no mocks
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections import defaultdict
 
 import numpy as np
@@ -10,10 +12,12 @@ import pytest
 import soundfile as sf
 
 from audio import SAMPLE_RATE
-from audio.devices import CaptureOptions, CaptureStatus, DeviceCapture, Input, format_devices, list_devices
+from audio.devices import (CAPTURE_DOC, CaptureOptions, CaptureStatus, DeviceCapture, Input, capture_hint,
+                           format_devices, list_devices)
 from audio.errors import AudioError
 from audio.sources import Frame
-from pulse import pulse  # noqa: F401  (session fixture)
+from conftest import ROOT, calmline
+from pulse import pulse, pulse_server  # noqa: F401  (session fixture)
 
 OPTIONS = CaptureOptions(block_s=0.1, retry_s=0.3)
 STEREO = [Input("pulse", 0, "agent"), Input("pulse", 1, "customer")]
@@ -165,3 +169,89 @@ def test_hung_server_never_blocks_the_consumer(pulse):
             pulse.thaw()
         rec.until(status("customer", "ok"), 10, "'ok' status after the server wakes")
     rec.assert_continuous()
+
+
+# --- docs/capture.md: its routing, run against a real PulseAudio ----------------------------------
+
+def capture_doc_commands() -> list[str]:
+    """The pactl lines of docs/capture.md's routing block (the one marked capture-routing)."""
+    text = (ROOT / "docs" / "capture.md").read_text()
+    block = text.split("<!-- capture-routing", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.startswith("pactl ")]
+
+
+def test_the_documented_routing_gives_agent_left_and_customer_right(tmp_path):
+    """docs/capture.md's five pactl lines, word for word, on a private PulseAudio with a headset (a sink's
+    monitor stands in for its microphone) and speakers: calmline's stereo input then has the headset on
+    channel 0 and the call on channel 1, each without the other."""
+    commands = capture_doc_commands()
+    assert len(commands) == 5
+    with pulse_server() as server:
+        server.pactl("unload-module", "module-null-sink")  # the doc makes its own callsink
+        server.pactl("load-module", "module-null-sink", "sink_name=speakers")
+        server.pactl("load-module", "module-null-sink", "sink_name=headset", "channels=1")
+        server.pactl("set-default-sink", "speakers")
+        env = {**os.environ, **server.env, "MIC": "headset.monitor"}
+        for command in commands:
+            done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=10)
+            assert done.returncode == 0, (command, done.stderr)
+        sinks = server.pactl("list", "short", "sinks")
+        assert "callsink" in sinks and "calmline" in sinks
+        os.environ["PULSE_SOURCE"] = "calmline.monitor"  # as the doc runs calmline live
+        agent_wav = mono_tone(tmp_path / "agent.wav", 1000)
+        call_wav = mono_tone(tmp_path / "call.wav", 440)
+        with DeviceCapture(STEREO, OPTIONS) as capture:
+            rec = Recorder(capture)
+            rec.until(status("customer", "ok"), 10, "audio from calmline.monitor")
+            players = [subprocess.Popen(["paplay", "--device=headset", str(agent_wav)], env=env),
+                       subprocess.Popen(["paplay", "--device=callsink", str(call_wav)], env=env)]
+            try:
+                rec.until(lambda item: all(p.poll() is not None for p in players), 15, "end of playback")
+            finally:
+                for player in players:
+                    player.kill()
+                    player.wait()
+        agent, customer = rec.audio("agent")[SAMPLE_RATE:], rec.audio("customer")[SAMPLE_RATE:]
+        assert abs(dominant_hz(agent) - 1000) < 10 and abs(dominant_hz(customer) - 440) < 10
+        for mine, other, hz in ((agent, customer, 1000), (customer, agent, 440)):
+            assert band_rms(mine, hz) > 0.05 and band_rms(other, hz) < band_rms(mine, hz) / 30  # no crosstalk
+
+
+def test_an_asoundrc_entry_makes_a_monitor_a_device_of_its_own(tmp_path):
+    """docs/capture.md's two-device route: a pcm of type pulse on callsink.monitor, listed and opened."""
+    text = (ROOT / "docs" / "capture.md").read_text()
+    entry = next(line for line in text.splitlines() if line.startswith("pcm.callmonitor"))
+    (tmp_path / ".asoundrc").write_text(entry + "\n")
+    with pulse_server() as server:
+        env = {**os.environ, **server.env, "HOME": str(tmp_path)}
+        env.pop("PULSE_SOURCE", None)
+        listed = calmline("devices", env=env)
+        assert listed.returncode == 0 and "callmonitor" in listed.stdout
+        assert "capture.md" not in listed.stdout  # pulse is there: nothing to point to
+        check = calmline("live", "--check", "--agent-device", "pulse", "--customer-device", "callmonitor", env=env)
+        assert check.returncode == 0 and "customer=callmonitor:0" in check.stdout, check.stderr
+
+
+def test_devices_points_to_the_capture_doc_when_nothing_can_carry_a_call():
+    assert "docs/capture.md" in capture_hint([]) or str(CAPTURE_DOC) in capture_hint([])
+    assert CAPTURE_DOC.is_file() and "WASAPI" in CAPTURE_DOC.read_text() and "BlackHole" in CAPTURE_DOC.read_text()
+    mic = {"index": 0, "name": "USB Headset: Audio (hw:1,0)", "hostapi": "ALSA", "channels": 1,
+           "samplerate": 48000.0, "default": True}
+    assert "none of these inputs" in capture_hint([mic])
+    for name in ("pulse", "Monitor of Built-in Audio", "BlackHole 2ch", "CABLE Output (VB-Audio Virtual Cable)",
+                 "Speakers [Loopback]"):
+        assert capture_hint([mic, {**mic, "name": name}]) is None, name
+
+
+def mono_tone(path, hz: float, seconds: float = 3.0, rate: int = 48000):
+    t = np.arange(int(seconds * rate)) / rate
+    sf.write(path, 0.3 * np.sin(2 * np.pi * hz * t), rate)
+    return path
+
+
+def band_rms(x: np.ndarray, hz: float) -> float:
+    """RMS of x within 30 Hz of `hz`."""
+    spectrum = np.fft.rfft(x * np.hanning(len(x)))
+    freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    band = np.abs(spectrum[np.abs(freqs - hz) < 30])
+    return float(np.sqrt(2 * np.sum(band ** 2)) / np.sum(np.hanning(len(x))))
