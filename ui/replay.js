@@ -106,6 +106,7 @@ async function load() {
   view = { from: 0, to: duration };
   renderHeader(data.call || {});
   renderSummary(data.report);
+  renderSentiment(data.report);
   drawTimeline();
   performance.mark("calmline-first-draw");
   new ResizeObserver(drawTimeline).observe(ui.plot);
@@ -609,6 +610,29 @@ function renderSummary(report) {
   setText($("summary-counts"), [clock(report.duration_s), n((report.overlaps || []).length, "overlap"),
                                 n((report.interruptions || []).length, "interruption"),
                                 n((report.cues || []).length, "cue")].join(" · "));
+}
+
+function renderSentiment(report) {
+  // The customer's sentiment per quarter of the call (report.sentiment.customer, -1 upset to +1 pleased): a
+  // button per quarter, which plays from its start.
+  const quarters = report && report.sentiment && report.sentiment.customer;
+  if (!Array.isArray(quarters) || quarters.length !== 4) return;
+  const word = (v) => (v <= -0.5 ? "upset" : v <= -0.2 ? "unhappy" : v >= 0.2 ? "pleased" : "neutral");
+  const row = el("p", { id: "sentiment", title: "The customer's sentiment from their words and voice: -1 upset, +1 pleased" },
+                 el("span", { className: "label" }, "Customer sentiment by quarter "));
+  quarters.forEach((v, i) => {
+    const from = (duration * i) / 4;
+    const go = el("button", { type: "button", className: "seek", dataset: { quarter: String(i + 1), value: String(v),
+                                                                        mood: word(v) },
+                              title: `Quarter ${i + 1} (from ${clock(from)}): ${word(v)}` },
+                  `${v > 0 ? "+" : ""}${v.toFixed(2)} ${word(v)}`);
+    go.style.color = v <= -0.2 ? "var(--alert)" : v >= 0.2 ? "var(--ok)" : "";  // common.css's palette
+    go.addEventListener("click", () => seek(from));
+    row.append(go, " ");
+  });
+  const old = $("sentiment");
+  if (old) old.replaceWith(row);
+  else $("summary-counts").after(row);
 }
 
 function renderScorecard(card) {
