@@ -165,10 +165,7 @@ class TranscriptionConfig:
     beam_size: int = 1
     partial_every_s: float = 1.0
     pace_window_s: float = 25.0
-    hotwords: str = ("it is our policy, policy says, policy do not, per our policy, company policy, nothing i can do, "
-                     "not something i do, we do not handle, you need to contact, not able to do, can not do anything, "
-                     "calm down, not my department, out of my hands, we are not responsible, system will not let, "
-                     "those are the rules")
+    hotwords: str = "Please calm down."
 
 
 @dataclass
