@@ -3,8 +3,9 @@ plainly, paraphrased) and stay silent on near misses and innocent lines?
 
 Each line is spoken by espeak-ng in two voices, run through the real pipeline (VAD, tiny.en, cue
 rules) as a call of its own, and scored by whether an own_the_problem cue came out. The same lines
-as text alone (the matcher, no speech) separate matcher errors from speech errors. Both with and
-without the decoder's hot words ([transcription] hotwords), with the model time per line for each.
+as text alone (the matcher, no speech) separate matcher errors from speech errors. Spoken three ways:
+with the configured hot words ([transcription] hotwords, Whisper's prompt), with none, and with every
+phrase as hot words; word error rate of each against the script, and the prompt's cost in model time.
 
 Prints one JSON object. Usage: bench/word_cues.py [--quick] [--misses]
 """
@@ -163,6 +164,32 @@ def spoken(config: Config, lines, voices) -> tuple[list[dict], dict]:
     return rows, cost
 
 
+def prompt_cost(config: Config, rounds: int = 3) -> dict:
+    """The model's time per line with no prompt, the configured hot words and every phrase as hot words:
+    the same 12 lines, transcribed by each in turn, `rounds` times (interleaved, so that other load on
+    the machine falls on all three alike); medians."""
+    from monitor.analysis.transcriber import Engine, Job
+
+    tc = config.transcription
+    model = transcriber.load_model(tc.model_dir, tc.compute_type, tc.threads)
+    every = phrase_set(tuple(config.cues.own_the_problem.phrases)).hotwords()
+    prompts = {"none": "", "configured": tc.hotwords, "all_phrases": every}
+    engines = {name: Engine(model, tc.beam_size, text) for name, text in prompts.items()}
+    pad = np.zeros(4800, np.float32)
+    jobs = [Job(("bench", "agent"), 0.0, 3.0, np.concatenate([pad, speak(t, 160, "en-us", -24.0), pad]))
+            for t, _, _ in LINES[::6]]
+    times = {name: [] for name in engines}
+    for _ in range(rounds):
+        for job in jobs:
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                engine.transcribe([job])
+                times[name].append(time.perf_counter() - t0)
+    ms = {name: round(1000 * float(np.median(t)), 1) for name, t in times.items()}
+    return {"ms_per_line": ms, "prompt_tokens": {n: len(e.prompt) - len(engines["none"].prompt) for n, e in engines.items()},
+            "ratio_to_none": {n: round(ms[n] / ms["none"], 3) for n in ms}, "lines": len(jobs), "rounds": rounds}
+
+
 def wer(rows) -> float:
     ref = [" ".join(words(r["text"])) for r in rows]
     hyp = [" ".join(words(r["heard"])) or "-" for r in rows]
@@ -179,8 +206,10 @@ def main(argv):
            "text_only": score(text_only(base)),
            "hotwords": base.transcription.hotwords}
     transcriber.load_model(base.transcription.model_dir, base.transcription.compute_type, base.transcription.threads)
-    for name, config in (("speech_hotwords", base),
-                         ("speech_plain", replace(base, transcription=replace(base.transcription, hotwords="")))):
+    every = phrase_set(tuple(base.cues.own_the_problem.phrases)).hotwords()
+    for name, hot in (("speech_hotwords", base.transcription.hotwords), ("speech_no_prompt", ""),
+                      ("speech_all_phrases_prompt", every)):
+        config = replace(base, transcription=replace(base.transcription, hotwords=hot))
         rows, cost = spoken(config, lines, voices)
         out[name] = {**score(rows), "wer": wer(rows), **cost}
         if show:
@@ -188,8 +217,7 @@ def main(argv):
                                   for r in rows if r["fired"] != r["expected"]]
     if show:
         out["text_only"]["wrong"] = [r["text"] for r in text_only(base) if r["fired"] != r["expected"]]
-    hot, plain = out["speech_hotwords"]["model_ms_per_line"], out["speech_plain"]["model_ms_per_line"]
-    out["hotwords_cost"] = {"ms_per_line": round(hot - plain, 1), "ratio": round(hot / plain, 3) if plain else None}
+    out["prompt_cost"] = prompt_cost(base)
     out["target"] = {"recall": 0.9, "precision": 0.9}
     print(json.dumps(out))
 
