@@ -63,3 +63,34 @@ def test_overlay_draws_the_trend_and_names_the_mood(overlay, escalating_events):
                     "talk_s": 2.0, "from_words": 0.45, "from_voice": None})
     expect(box).to_have_attribute("data-mood", "pleased")
     assert len(box.locator("polyline").get_attribute("points").split()) == 1
+
+
+def test_floor_tile_shows_which_way_the_customer_is_going(browser, tmp_path, escalating_events):
+    """The floor's tile (its mood bar is the floor's) gets the trend's direction from the readings it saw."""
+    from floor_server import PASSWORD, Monitor, call_start
+    from test_floor_browser import sign_in_page
+    from test_messages import Server
+
+    srv = Server(tmp_path / "data")
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    try:
+        monitor = Monitor(srv, "agent01", call_id="angry-1")
+        monitor.send(call_start("angry-1"))
+        sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
+        tile = page.locator(".tile[data-call-id=angry-1]")
+        scored = [e for e in escalating_events if e["type"] == "sentiment"]
+        for event in scored:
+            monitor.send({k: v for k, v in event.items() if k != "v"})
+            expect(tile.locator(".mood-value")).to_have_text(f"{event['trend']:+.1f}")
+        last = scored[-1]["trend"]
+        assert last - scored[-4]["trend"] <= -0.1  # the pipeline's own readings fall
+        expect(tile.locator(".mood")).to_have_attribute("data-direction", "worse")
+        expect(tile.locator(".mood .who")).to_have_text("Mood ↓")
+        page.screenshot(path=str(ARTIFACTS / "floor_sentiment.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+        srv.stop()

@@ -231,6 +231,14 @@ function renderTile(c) {
     bar.style.width = `${Math.abs(s) * 50}%`;
     mood.dataset.sign = s < 0 ? "upset" : "pleased";
     q(".mood-value").textContent = `${s > 0 ? "+" : ""}${s.toFixed(1)}`;
+    // The trend: this tile's last readings (kept here as they come); the label's arrow says which way it goes.
+    if (c.moodSeen !== t.sentiment) c.moods = [...(c.moods || []), s].slice(-8);
+    c.moodSeen = t.sentiment;
+    const change = s - c.moods[Math.max(0, c.moods.length - 4)];
+    mood.dataset.direction = change <= -0.1 ? "worse" : change >= 0.1 ? "better" : "steady";
+    q(".mood .who").textContent = `Mood${change <= -0.1 ? " ↓" : change >= 0.1 ? " ↑" : ""}`;
+    mood.title = `The customer's sentiment trend, from upset (left) to pleased (right); last readings: ${
+      c.moods.map((v) => v.toFixed(1)).join(", ")}`;
   }
   q(".cue").textContent = t.cue ? t.cue.text : "";
   q(".reasons").textContent = (t.reasons || []).join(" · ");
