@@ -55,6 +55,10 @@ def test_overlay_draws_the_trend_and_names_the_mood(overlay, escalating_events):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "overlay_sentiment.png"))
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")  # overlay.js still has its stream
+    late = page.context.new_page()  # opened mid-call: the snapshot brings the latest reading
+    late.goto(server.url)
+    expect(late.locator("#sentiment")).to_have_attribute("data-trend", f"{last:.2f}")
+    late.close()
 
     server.publish({"v": 1, "type": "call_start", "t": 0.0, "call_id": "next", "source": "test",
                     "parties": ["agent", "customer"]})

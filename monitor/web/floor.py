@@ -220,7 +220,7 @@ class CallState:
             self._latest[f"cue:{raw.get('kind')}"] = (self._order, raw)
         elif kind == "cue_end":
             self._latest.pop(f"cue:{raw.get('kind')}", None)
-        elif kind in ("call_start", "stats", "pace", "levels", "call_end", "device"):
+        elif kind in ("call_start", "stats", "pace", "sentiment", "levels", "call_end", "device"):
             self._latest[kind] = (self._order, raw)
 
     def add_note(self, note: dict) -> None:

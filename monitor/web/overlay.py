@@ -28,7 +28,7 @@ from .outbox import Outbox, close_websocket
 log = logging.getLogger("calmline.overlay")
 
 SNAPSHOT_TRANSCRIPTS = 20
-LATEST = ("stats", "pace", "levels", "call_end")
+LATEST = ("stats", "pace", "sentiment", "levels", "call_end")
 """Event types of which a new client needs only the latest."""
 CLOSE_WAIT_S = 5.0
 ENDED = 4000
