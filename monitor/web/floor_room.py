@@ -293,14 +293,14 @@ class Floor:
         log.info("note from %s to %s (call %s)%s", sup.user, call.agent, call.call_id,
                  f": card {request.card}" if request.card else "")
         text = dumps(note)
-        if self.current.get(call.agent) == call.call_id:
-            for viewer in list(self.viewers.get(call.agent, ())):
-                viewer.put("note", text)
+        shown = list(self.viewers.get(call.agent, ())) if self.current.get(call.agent) == call.call_id else []
+        for viewer in shown:
+            viewer.put("note", text)
         watched = dumps({"type": "event", "call_id": call.call_id, "at": time.time(), "event": note})
         for other in list(self.watchers.get(call.call_id, ())):
             self._put(other, "event", watched)
         self._put(sup, "event", dumps({"type": "said", "call_id": call.call_id, "note": note,
-                                       "viewers": len(self.viewers.get(call.agent, ())),
+                                       "viewers": len(shown),
                                        "monitor": call.conn is not None}))
         for hook in self.on_note:
             try:
