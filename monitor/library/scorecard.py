@@ -15,6 +15,7 @@ words, deflections) are matched as the live cues match them (`cues.find_phrase`)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -68,8 +69,10 @@ ITEMS = [("respond", "Respond"), ("empathize", "Empathize and apologize"), ("see
 
 # --- events in, events out ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def normalize(text: str) -> str:
-    """Lower case, curly apostrophes straightened, punctuation to spaces, a space either side."""
+    """Lower case, curly apostrophes straightened, punctuation to spaces, a space either side (kept: every
+    line and phrase is looked at by several items)."""
     text = text.lower().replace("\u2019", "'")
     return " " + re.sub(r"[^a-z0-9' ]+", " ", text).strip() + " "
 
