@@ -65,7 +65,8 @@ const extras = {
     const by = ev.interruptions && ev.interruptions.agent;
     if (Number.isFinite(by)) parts.push(`${by} interruption${by === 1 ? "" : "s"} by you`);
     if (Number.isFinite(ev.share)) parts.push(`you spoke ${Calmline.percent(ev.share)}`);
-    if (ev.score && Number.isFinite(ev.score.met)) parts.push(`score ${ev.score.met}/${ev.score.total}`);
+    if (ev.score && Number.isFinite(ev.score.score)) parts.push(`score ${ev.score.score}`);  // of 100
+    else if (ev.score && Number.isFinite(ev.score.met)) parts.push(`score ${ev.score.met}/${ev.score.total}`);
     ui.cueBox.dataset.idle = parts.join(" · ");
   },
   device(ev) {
