@@ -258,6 +258,8 @@ def test_postgres_stopped_for_5_s_loses_no_rows(cluster, call8k):
     time.sleep(3.0)
     cluster.pg.stop()
     during = len(overlay_b.got)
+    away = get(b, "/calls", sup_b)  # the library says it is away, in one line; the server serves on
+    assert away.status == 503 and away.data.count(b"\n") == 1, (away.status, away.data)
     time.sleep(5.0)
     assert len(overlay_b.got) > during + 20  # live coaching went on
     cluster.pg.start()

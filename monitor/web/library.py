@@ -276,7 +276,10 @@ class LibraryPart:
             if agent is not None and agent != verdict.agent:
                 return []  # an agent sees only their own calls, whatever they ask for
             agent = verdict.agent
-        return await self._read(self._rows, agent, since, until)
+        try:
+            return await self._read(self._rows, agent, since, until)
+        except UsageError as error:  # the shared library (PostgreSQL) is away: say so, the server serves on
+            return PlainTextResponse(f"{error}\n", status_code=503, headers={"Retry-After": "5"})
 
     def rows(self, agent: str | None = None, since: float | None = None, until: float | None = None) -> list[dict]:
         """The list's rows, newest first (`calmline calls` and /calls show the same): by agent, and started in
