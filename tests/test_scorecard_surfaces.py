@@ -150,3 +150,37 @@ def test_the_floor_shows_an_ended_calls_score_once_it_is_recorded(browser, tmp_p
         context.close()
         srv.stop()
     assert not errors, errors
+
+
+def test_the_agents_overlay_shows_the_score_of_their_call_once_it_is_recorded(browser, tmp_path):
+    from floor_server import Monitor, call_start, ev, levels
+    from test_agents import AGENT_PASSWORD, AgentServer
+
+    srv = AgentServer(tmp_path / "data")
+    events = demo_like(1)
+    events[0]["call_id"] = "own-call"
+    recorder = CallRecorder(srv.store, "own-call", "test", 1_700_000_000.0, agent="ann", hold_s=0.0)
+    recorder.write_events([Event.from_dict(e) for e in events])
+    recorder.close()
+    score = score_call(events)["score"]
+    context = browser.new_context(viewport={"width": 360, "height": 240})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    try:
+        page.goto(srv.url + "login")
+        page.fill("input[name=username]", "ann")
+        page.fill("input[name=password]", AGENT_PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+        monitor = Monitor(srv, "ann", call_id="own-call")
+        monitor.send(call_start("own-call"))
+        monitor.send(levels(1.0))
+        expect(page.locator("#call")).to_have_text("Live call")
+        monitor.send(ev("call_end", 2.0, parties={}))
+        expect(page.locator("#cue-box")).to_have_attribute("data-idle", re.compile(rf" · score {score}$"))
+        monitor.ws.close()
+    finally:
+        context.close()
+        srv.stop()
+    assert not errors, errors
