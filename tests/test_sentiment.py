@@ -220,3 +220,12 @@ def test_html_report_shows_the_quarters_and_the_trend(calls):
     values = [float(v) for v in re.findall(r'data-value="([-0-9.]+)"', section)]
     assert values == build_report(events)["sentiment"]["customer"]
     assert "upset" in section and 'class="sentiment-line"' in section
+
+
+def test_terminal_summary_has_the_quarters():
+    from monitor.library.report import format_summary
+
+    events = [Sentiment(t=1, party="customer", trend=0.3, recent=0.3, talk_s=1.0),
+              Sentiment(t=9, party="customer", trend=-0.4, recent=-0.7, talk_s=2.0), CallEnd(t=10.0)]
+    assert "Customer sentiment by quarter (-1 upset .. +1 pleased): +0.30  +0.30  +0.30  -0.70" \
+        in format_summary(build_report(events)).splitlines()

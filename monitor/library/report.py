@@ -80,6 +80,10 @@ def format_summary(report: dict) -> str:
         wpm = "" if p["wpm"] is None else f", {p['wpm']:.0f} wpm"
         lines.append(f"  {name:<9} talked {p['talk_s']:6.1f} s ({100 * p['talk_s'] / total:3.0f}%), "
                      f"loudness {loud}{wpm}, interruptions {p['interruptions']}")
+    quarters = report.get("sentiment", {}).get("customer")
+    if quarters:
+        lines.append("Customer sentiment by quarter (-1 upset .. +1 pleased): "
+                     + "  ".join(f"{q:+.2f}" for q in quarters))
     lines.append(f"Overlaps: {len(report['overlaps'])}")
     for i in report["interruptions"]:
         lines.append(f"  {_clock(i['t'])}  {i['by']} interrupted ({i['overlap_s']:.1f} s overlap)")
