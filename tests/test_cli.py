@@ -1,6 +1,7 @@
 """`calmline analyze` as a user runs it: a real subprocess, real files, one-line errors."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,8 @@ import pytest
 import soundfile as sf
 
 from conftest import calmline
+from monitor.library.store import Store
+from monitor.web.library import call_data
 from synth import barge_in_call, write_call
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,3 +135,86 @@ def test_invalid_config_names_the_key(call, tmp_path):
     one_line_error(calmline("--config", bad, "analyze", path), "unknown key", "vad.thresold")
     bad.write_text("[vad\n")
     one_line_error(calmline("--config", bad, "analyze", path), "invalid TOML")
+
+
+# --- progress, the short summary, `calls` -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def long_call(call, tmp_path_factory):
+    """The barge-in call twelve times over: about two minutes, long enough to report progress."""
+    _, channels, _ = call
+    return write_call(tmp_path_factory.mktemp("long") / "long.wav",
+                      {p: np.concatenate([channels[p]] * 12) for p in channels})
+
+
+def test_piped_analyze_prints_progress_lines(long_call, tmp_path):
+    run = calmline("analyze", long_call, "--no-transcribe", "--no-record", "--progress-every", "0.05")
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.splitlines()
+    assert "\r" not in run.stderr and lines[0].startswith("calmline: analysing 2:07")
+    percents = [int(line.split(":")[2].split("%")[0]) for line in lines if line.startswith("calmline: analysing: ")]
+    assert len(percents) >= 2 and percents == sorted(percents) and 0 < percents[-1] <= 100
+    assert lines[-1].startswith("calmline: analysed 127 of 127 s audio in")
+
+
+def test_the_summary_is_short_and_says_what_to_run_next(call, tmp_path):
+    path, _, _ = call
+    data = tmp_path / "data"
+    run = calmline("analyze", path, "--no-transcribe", "--data-dir", data)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    (call_id,) = [line.split(": ")[1] for line in out.splitlines() if line.startswith("Call id: ")]
+    assert f"calmline replay {call_id}" in out and f"calmline report {call_id}" in out
+    assert "1 cues, 1 interruptions" in out and "Scorecard: " in out and " of 9 met" in out
+    assert len(out.splitlines()) <= 10 and "interrupted (" not in out  # no lists without --verbose
+    verbose = calmline("analyze", path, "--no-transcribe", "--no-record", "--verbose").stdout
+    assert "agent interrupted (" in verbose and "Wait for the pause" in verbose and "(not recorded)" in verbose
+
+
+def test_one_overlap_for_an_interruption_everywhere(call, tmp_path):
+    """The CLI, its JSON, the report (JSON and HTML) and the replay's data show one figure: the whole overlap."""
+    path, _, _ = call
+    data = tmp_path / "data"
+    report = json.loads(calmline("analyze", path, "--no-transcribe", "--json", "--data-dir", data).stdout)
+    (cut,) = report["interruptions"]
+    store = Store(data)
+    (stored,) = store.calls()
+    events = store.events(stored["id"])
+    (event,) = [e for e in events if e["type"] == "interruption"]
+    (overlap,) = [e for e in events if e["type"] == "overlap" and e["t"] == event["t"]]
+    assert cut["overlap_s"] == round(overlap["end"] - overlap["t"], 2) > event["overlap_s"] + 0.2
+    shown = f"{cut['overlap_s']:.1f} s"
+    verbose = calmline("analyze", path, "--no-transcribe", "--no-record", "--verbose").stdout
+    assert f"agent interrupted ({shown} overlap)" in verbose
+    html = calmline("report", stored["id"], "--data-dir", data, "--out", tmp_path / "r.html")
+    assert html.returncode == 0 and f"{shown} of overlap" in (tmp_path / "r.html").read_text()
+    as_json = json.loads(calmline("report", stored["id"], "--data-dir", data, "--json").stdout)
+    assert as_json["interruptions"][0]["overlap_s"] == cut["overlap_s"]
+    assert call_data(stored, events)["report"]["interruptions"][0]["overlap_s"] == cut["overlap_s"]
+    store.close()
+
+
+def test_calls_has_a_header_columns_and_filters(call, tmp_path):
+    path, _, _ = call
+    data = tmp_path / "data"
+    assert calmline("analyze", path, "--no-transcribe", "--data-dir", data, "--agent-name", "ann").returncode == 0
+    assert calmline("analyze", path, "--no-transcribe", "--data-dir", data).returncode == 0
+    run = calmline("calls", "--data-dir", data)
+    header, *rows = run.stdout.splitlines()
+    assert header.split() == ["ID", "AGENT", "START", "DURATION", "CUES", "INTERRUPTIONS", "SCORE", "STATUS"]
+    assert len(rows) == 2
+    cells = [row.split() for row in rows]
+    assert {c[1] for c in cells} == {"ann", "unknown"}  # an analysed file's agent is not the login name
+    for c in cells:
+        assert c[5:] == ["1", "1", c[7], "ended"] and c[7].endswith("/9")
+    listed = json.loads(calmline("calls", "--data-dir", data, "--json").stdout)
+    assert [(c["agent"], c["cues"], c["interruptions"], f"{c['score']['met']}/{c['score']['total']}")
+            for c in listed] == [(c[1], int(c[5]), int(c[6]), c[7]) for c in cells]
+    only = json.loads(calmline("calls", "--data-dir", data, "--json", "--agent", "ann").stdout)
+    assert [c["agent"] for c in only] == ["ann"]
+    today = time.strftime("%Y-%m-%d")
+    yesterday = time.strftime("%Y-%m-%d", time.localtime(time.time() - 86400))
+    assert len(json.loads(calmline("calls", "--data-dir", data, "--json", "--since", today, "--until", today).stdout)) == 2
+    assert json.loads(calmline("calls", "--data-dir", data, "--json", "--until", yesterday).stdout) == []
+    assert "no recorded calls" in calmline("calls", "--data-dir", data, "--agent", "bob").stdout
+    one_line_error(calmline("calls", "--data-dir", data, "--since", "yesterday"), "--since", "2026-12-01")
