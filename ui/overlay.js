@@ -210,6 +210,7 @@ function connect() {
   socket.onclose = (event) => {
     if (goneAt === null) goneAt = performance.now();
     if (event.code === ENDED) {  // the server has ended for good (the demo is over): say why, stop trying
+      goneAt = null;  // not "Not live" over the call's summary: the notice says it has ended
       ui.status.dataset.state = "ended";
       ui.status.textContent = "ended";
       showNotice(event.reason || "calmline has ended.", "ended");
