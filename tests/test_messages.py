@@ -13,8 +13,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from floor_server import (PASSWORD, SUPERVISORS, TOKENS, Floor, Monitor, call_start, cue, ev, form_login, request,
-                          wait_until)
+from floor_server import (PASSWORD, SUPERVISORS, TOKENS, Floor, Monitor, call_start, cue, ev, form_login,  # noqa: F401
+                          redis_port, request, wait_until)
 from monitor.events import Event
 from monitor.library.store import CallRecorder, Store
 from monitor.web.agent_overlay import AgentOverlayPart
@@ -33,11 +33,12 @@ SUPERVISORS_2 = {**SUPERVISORS, "sue": SUPERVISORS["sup"]}
 class Server:
     """Floor, agents' overlay and library on one port, over a store in `data_dir` (what `calmline server` runs)."""
 
-    def __init__(self, data_dir, port: int = 0):
+    def __init__(self, data_dir, port: int = 0, redis_url: str | None = None):
         options = WebOptions(port=port)
         self.store = Store(data_dir)
         self.part = FloorPart(FloorPartOptions(tokens=TOKENS, supervisors=SUPERVISORS_2, agents=AGENTS,
-                                               data_dir=data_dir, monitors=MonitorLimits(rate_per_s=2000.0)))
+                                               data_dir=data_dir, monitors=MonitorLimits(rate_per_s=2000.0),
+                                               redis_url=redis_url))
         library = LibraryPart(self.store, self.part.authorize)
         self.server = WebServer(build_app(options, [AgentOverlayPart(self.part, library=library), self.part,
                                                     library]), options)
@@ -272,3 +273,35 @@ def test_a_desktop_monitor_shows_the_word_on_its_own_overlay_and_records_it(serv
         local.stop()
         recorder.close()
         desk.close()
+
+
+def test_a_word_crosses_redis_to_the_server_of_the_call_and_of_the_agent(tmp_path, redis_port):
+    """Servers A and B share the floor through Redis: the agent's monitor and recording are on A, the agent's
+    overlay and the supervisor on B. The note reaches the overlay (B), the monitor (A) and A's recording once."""
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    a, b = Server(tmp_path / "a", redis_url=url), Server(tmp_path / "b", redis_url=url)
+    try:
+        wait_until(lambda: a.part.stats()["redis"] and b.part.stats()["redis"], "both servers on redis")
+        recorder = record_start(a.store, "far-1", "ann")
+        mon = Monitor(a, "ann", call_id="far-1")
+        mon.send(call_start("far-1"))
+        wait_until(lambda: "far-1" in b.floor.calls, "the call on B's floor")
+        ann = overlay(b, sign_in(b, "ann"))
+        sup = Floor(b, sign_in(b, "sup"))
+        say(sup, call_id="far-1", text="Offer the callback")
+        note = recv_type(ann, "note")
+        assert note["text"] == "Offer the callback"
+        got = wait_until(lambda: [n for n in mon.notices(0.2) if n.get("type") == "note"], "the note at the monitor")
+        assert got[0]["event"] == note and got[0]["call_id"] == "far-1"
+        wait_until(lambda: [e for e in a.store.events("far-1") if e["type"] == "note"] == [note], "recorded on A")
+        say(sup, call_id="far-1", card="well_done")
+        recv_type(ann, "note")
+        wait_until(lambda: len([e for e in a.store.events("far-1") if e["type"] == "note"]) == 2, "the second")
+        assert [e["id"] for e in a.floor.calls["far-1"].notes()] == [e["id"] for e in b.floor.calls["far-1"].notes()]
+        assert not b.store._query("SELECT 1 FROM events WHERE call_id = 'far-1'")  # B records none of it
+        recorder.close()
+        for ws in (ann, sup.ws, mon.ws):
+            ws.close()
+    finally:
+        a.stop()
+        b.stop()

@@ -78,7 +78,10 @@ class AgentOverlayPart:
             self.floor_part.floor.on_note.append(self._record_note)
 
     def _record_note(self, call, note: dict) -> None:
-        """A supervisor's note goes into the call's stored events when the call is recorded here."""
+        """A supervisor's note goes into the call's stored events when the call is recorded here (its own
+        server's: with several, that one records it)."""
+        if call.origin != self.floor_part.floor.id:
+            return
         task = asyncio.ensure_future(self.library._read(record_note, self.library.store, call.call_id, note))
         self._scoring.add(task)
         task.add_done_callback(self._scoring.discard)

@@ -228,6 +228,9 @@ class CallState:
         self._order += 1
         self._notes.append((self._order, note))
 
+    def notes(self) -> list[dict]:
+        return [note for _, note in self._notes]
+
     def snapshot(self) -> list[dict]:
         """What the agent's overlay would be showing: the call start, recent transcripts, latest cue, pace,
         levels, and the supervisors' notes."""

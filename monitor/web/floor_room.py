@@ -287,11 +287,30 @@ class Floor:
             self._put(sup, "event", dumps({"type": "error", "about": "say",
                                            "reason": f"too many messages; wait {wait:.0f} s"}))
             return
-        self._note_id += 1
+        self._note_id = max(self._note_id + 1, int(time.time() * 1000) % 1_000_000_000)  # unique across servers
         note = note_event(self._note_id, round(call.t, 3), sup.user, request)
-        call.add_note(note)
         log.info("note from %s to %s (call %s)%s", sup.user, call.agent, call.call_id,
                  f": card {request.card}" if request.card else "")
+        shown = self._deliver(call, note)
+        self._put(sup, "event", dumps({"type": "said", "call_id": call.call_id, "note": note, "viewers": shown,
+                                       "monitor": call.conn is not None or call.origin != self.id}))
+        if self.bridge is not None:
+            self.bridge.send_note(call.agent, call.call_id, note)
+
+    def remote_note(self, agent: str, call_id: str, note: dict) -> str | None:
+        """A note a supervisor on another server sent (through Redis) to a call this floor knows too."""
+        call = self.calls.get(call_id)
+        if call is None or call.agent != agent:
+            return "note for an unknown call"
+        if any(n.get("id") == note.get("id") for n in call.notes()):
+            return None
+        self._deliver(call, note)
+        return None
+
+    def _deliver(self, call: CallState, note: dict) -> int:
+        """A note to this server's overlays of the agent (if the call is their current one), the supervisors
+        watching the call, and `on_note` (its recording, its desktop monitor); how many overlays showed it."""
+        call.add_note(note)
         text = dumps(note)
         shown = list(self.viewers.get(call.agent, ())) if self.current.get(call.agent) == call.call_id else []
         for viewer in shown:
@@ -299,14 +318,12 @@ class Floor:
         watched = dumps({"type": "event", "call_id": call.call_id, "at": time.time(), "event": note})
         for other in list(self.watchers.get(call.call_id, ())):
             self._put(other, "event", watched)
-        self._put(sup, "event", dumps({"type": "said", "call_id": call.call_id, "note": note,
-                                       "viewers": len(shown),
-                                       "monitor": call.conn is not None}))
         for hook in self.on_note:
             try:
                 hook(call, note)
             except Exception:  # noqa: BLE001 - a hook's fault is not the supervisor's
                 log.exception("note hook failed")
+        return len(shown)
 
     def _forward(self, call: CallState, msg: EventMessage) -> None:
         watchers = self.watchers.get(call.call_id)

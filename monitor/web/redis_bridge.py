@@ -26,6 +26,7 @@ import logging
 import time
 from collections import deque
 
+from ..events import Note
 from .jsonwire import dumps
 from .monitors import DroppedMessage, EventMessage, loads, parse_message
 
@@ -74,6 +75,10 @@ class RedisBridge:
 
     def send_lost(self, agent: str, call_id: str) -> None:
         self._queue(dumps({"agent": agent, "lost": call_id}))
+
+    def send_note(self, agent: str, call_id: str, note: dict) -> None:
+        """A supervisor's note (monitor/web/notes.py), for the agent's overlay or monitor on another server."""
+        self._queue(dumps({"agent": agent, "note": note, "call_id": call_id}))
 
     def _queue(self, line: str) -> None:
         self.outgoing.append(line)
@@ -254,6 +259,15 @@ class RedisBridge:
                 return "bad lost call id"
             self.floor.remote_lost(agent, call_id)
             return None
+        if "note" in item:
+            call_id = item.get("call_id")
+            if not isinstance(call_id, str) or not 0 < len(call_id) <= 128:
+                return "bad note call id"
+            try:
+                note = Note.from_dict(item["note"]).to_dict()
+            except ValueError as error:
+                return str(error)
+            return self.floor.remote_note(agent, call_id, note)
         try:
             msg = parse_message(item.get("msg"))
         except ValueError as error:
