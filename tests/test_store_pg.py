@@ -107,7 +107,7 @@ sys.path.insert(0, {tests!r})
 from monitor.library.store import open_store
 from test_store_pg import record
 store = open_store({data!r}, {url!r})
-record(store, "call-killed", 8)
+rec = record(store, "call-killed", 8)  # kept: its reserve stays locked
 store.flush(10)
 print("recorded", flush=True)
 time.sleep(600)
@@ -119,12 +119,14 @@ def test_a_server_killed_mid_call_is_mended_by_another(postgres, tmp_path, monke
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "recorded"
     reader = open_store(tmp_path, postgres.url)
+    reader.server = "another-machine:1:abcdef"  # reads as a server elsewhere would: by the heartbeat alone
     assert reader.call("call-killed")["status"] == "recording"  # its server beats: not mended
     time.sleep(2.0)  # the FLAC writer flushes about once a second
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    monkeypatch.setattr(pgmod, "LEASE_S", 1.5)
-    time.sleep(2.0)
+    monkeypatch.setattr(pgmod, "LEASE_S", 3.0)
+    assert reader.call("call-killed")["status"] == "recording"  # dead, but its lease has not run out yet
+    time.sleep(3.5)
     call = reader.call("call-killed")
     assert call["status"] == "interrupted" and call["duration_s"] >= 7.0
     audio, rate = sf.read(reader.audio_path(call))
@@ -137,3 +139,15 @@ def test_a_bad_store_url_is_one_line(tmp_path):
     assert run.returncode != 0 and run.stderr.count("\n") == 1 and "[store] url" in run.stderr
     run = calmline("calls", "--data-dir", tmp_path, "--store-url", "postgresql://nobody@127.0.0.1:1/none")
     assert run.returncode != 0 and run.stderr.count("\n") == 1 and "PostgreSQL" in run.stderr, run.stderr
+
+
+def test_on_the_recording_machine_a_dead_recorder_is_mended_at_once(postgres, tmp_path):
+    code = KILLED.format(tests=str(ROOT / "tests"), data=str(tmp_path), url=postgres.url)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "recorded"
+    reader = open_store(tmp_path, postgres.url)
+    assert reader.call("call-killed")["status"] == "recording"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert reader.call("call-killed")["status"] == "interrupted"  # its process is gone: no lease to wait out
+    reader.close()

@@ -12,7 +12,8 @@ was lost is written again harmlessly: nothing is lost and nothing doubled.
 
 A call is `recording` while its server's heartbeat (written by that thread every second) is fresh; a
 server killed mid-call stops beating, and whoever reads the call after LEASE_S mends it (FLAC header,
-status `interrupted`) from the shared audio directory.
+status `interrupted`) from the shared audio directory. On the machine that recorded it, the recorder's
+process and lock say so at once, as in the SQLite store.
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class PgStore(Store):
             return True
         rows = self._query(f"SELECT c.server, s.seen_at > {NOW} - %s FROM calls c LEFT JOIN servers s "
                            "ON c.server = s.id WHERE c.id = %s", (LEASE_S, call["id"]))
-        if rows and rows[0][0] == self.server:  # ours: is its recorder still open (as the SQLite store asks)?
-            return super()._recording(call)
+        if rows and _host(rows[0][0]) == _host(self.server):  # this machine's (ours, a worker's): is its
+            return super()._recording(call)                    # process alive, its recorder open?
         return bool(rows and rows[0][1])
 
     def writer(self) -> QueuedWriter:
@@ -348,6 +349,10 @@ class WriteBehind:
                 self._cond.notify_all()
         if con is not None:
             con.close()
+
+
+def _host(server: str | None) -> str:
+    return (server or "").rsplit(":", 2)[0]
 
 
 def _first_line(exc: Exception) -> str:
