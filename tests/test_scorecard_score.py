@@ -229,3 +229,33 @@ def test_an_announced_short_hold_is_not_dead_air_but_an_unannounced_or_endless_o
     assert "left the customer in silence once: 0:22 (12 s)" in quiet["respond"]["evidence"]
     endless = items(score_call(with_wait("Please bear with me a moment while I check the stock.", 90.0)))
     assert "left the customer in silence once: 0:22 (90 s)" in endless["respond"]["evidence"]
+
+
+def test_a_calm_information_request_needs_no_apology_and_has_nothing_to_solve():
+    events = call(line("agent", 0.5, 3.0, "Thank you for calling Northwind, how can I help you?"),
+                  line("customer", 3.8, 6.5, "Hi, what time do you close on Saturdays?"),
+                  line("agent", 7.0, 9.5, "We are open until six on Saturdays."),
+                  line("customer", 10.0, 11.5, "Great, thanks."),
+                  line("agent", 12.0, 13.5, "Thank you for calling, have a good weekend."), duration=14.5)
+    card = score_call(events)
+    assert card["score"] >= 85 and card["met"] == 9, [i["evidence"] for i in card["items"]]
+    got = items(card)
+    assert got["empathize"]["evidence"].startswith("the customer did not sound upset")
+    for key in ("seek_to_solve", "open_mind", "verify", "execute", "document"):
+        assert got[key]["evidence"].startswith("not needed: a calm call with nothing to put right"), key
+    # the same calm voice naming a problem the agent leaves alone is not "nothing to solve"
+    events = call(line("agent", 0.5, 3.0, "Thank you for calling Northwind, how can I help you?"),
+                  line("customer", 3.8, 6.5, "Hi, my router stopped working this morning."),
+                  line("agent", 7.0, 9.5, "Routers do that sometimes."),
+                  line("agent", 12.0, 13.5, "Thank you for calling, have a good weekend."), duration=14.5)
+    got = items(score_call(events))
+    assert got["empathize"]["met"]  # calm: nothing to acknowledge
+    for key in ("seek_to_solve", "verify", "execute", "document"):
+        assert not got[key]["met"], key
+
+
+def test_sorry_but_followed_by_an_action_is_still_empathy():
+    complaint = line("customer", 0.5, 6.0, "This is ridiculous, I still do not know my options.")
+    fine = line("agent", 7.0, 12.0, "I am sorry, but let me read you our delivery policy so you know your options.")
+    got = items(score_call(call(complaint, fine, duration=13.0)))
+    assert got["empathize"]["met"] and "not empathy" not in got["empathize"]["evidence"]

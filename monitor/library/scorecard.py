@@ -50,6 +50,12 @@ HOLD = ["on hold", "hold on", "bear with me", "one moment", "a moment", "just a 
 """An agent line announcing a wait: the silence after it is a hold, not dead air (up to HOLD_MAX_S)."""
 HOLD_MAX_S = 60.0        # an announced wait longer than this is dead air after all: check back in
 HOLD_SAID_S = 3.0        # the announcement ends at most this long before the silence
+PROBLEM = ["not working", "doesn't work", "does not work", "stopped working", "broken", "cracked", "damaged", "faulty",
+           "wrong", "problem", "issue", "never arrived", "not arrived", "hasn't arrived", "has not arrived",
+           "didn't arrive", "did not arrive", "does not arrive", "missing", "lost", "late", "charged", "overcharged",
+           "refund", "cancel", "complaint", "complain", "error", "can't", "cannot", "unable", "still waiting"]
+"""A customer line with one of these brings something to put right (a calm information request has none)."""
+NOTHING_TO_SOLVE = "not needed: a calm call with nothing to put right (no frustration, no problem named, no action offered)"
 BUT = ["but", "however", "unfortunately", "though"]
 """What turns "I understand" into a polite opening for a deflection, when one of [scorecard] undo_words follows."""
 
@@ -194,7 +200,8 @@ class Call:
         return [(line, phrase) for line, phrase in hits if phrase]
 
     def undone(self, text: str) -> str | None:
-        """The undo word when `text` takes its own empathy back: "I understand, but our policy ..."."""
+        """The undo word when `text` takes its own empathy back: "I understand, but our policy ...", not
+        "I'm sorry, but let me read you our policy so you know your options" (an action follows)."""
         norm = normalize(text)
         for phrase in EMPATHY:
             at = norm.find(normalize(phrase))
@@ -205,7 +212,7 @@ class Call:
                 cut = rest.find(f" {but} ")
                 if cut >= 0:
                     word = find_phrase(rest[cut + len(but) + 1:], self.card.undo_words)
-                    if word:
+                    if word and not find_phrase(rest[cut + len(but) + 1:], ACTIONS):
                         return word
         return None
 
@@ -225,6 +232,16 @@ class Call:
         """The customer's first complaint: their first line with a frustration word, else their first line."""
         lines = [line for line in self.lines if line.party == "customer"]
         return next((line for line in lines if cue_phrase(line.text, self.frustration)), lines[0] if lines else None)
+
+    def upset(self) -> bool:
+        """The customer sounded frustrated: a frustration word, or an acknowledge cue (their voice, live)."""
+        return bool(self.cues("acknowledge")) or any(
+            cue_phrase(line.text, self.frustration) for line in self.lines if line.party == "customer")
+
+    def nothing_to_solve(self) -> bool:
+        """A calm information request: the customer never sounded upset or named a problem, and the agent
+        offered no action. Then Seek to solve, Open your mind, Verify, Execute and Document do not apply."""
+        return not self.upset() and not self.said("customer", PROBLEM) and not self.said("agent", ACTIONS)
 
     def talk_s(self, party: str) -> float:
         return sum(e - s for s, e in self.spurts[party])
@@ -360,7 +377,8 @@ def respond(call: Call) -> dict:
 def empathize(call: Call) -> dict:
     """Empathize and apologize: the customer is heard once the agent names their feelings or says sorry,
     soon; a late apology is partial credit, "I understand, but our policy ..." is none, and every
-    frustration the overlay had to cue (acknowledge) counts against it."""
+    frustration the overlay had to cue (acknowledge) counts against it. A customer who never sounded
+    upset needs none."""
     key, x = "empathize", call.card.repeat_exponent
     if not call.lines:
         return item(key, 0.0, NO_TRANSCRIPT, exponent=x)
@@ -373,6 +391,10 @@ def empathize(call: Call) -> dict:
              if not word and (complaint is None or line.end >= complaint.start)]
     missed = call.unacknowledged()
     missed.charged = 0.0  # unless the apology came (below): with no empathy at all the credit is 0 already
+    if not call.upset():  # a calm customer needs no apology; if one came, quote it
+        calm = "the customer did not sound upset (no frustration word, no acknowledge cue): nothing to acknowledge"
+        return item(key, 1.0, quote(*after[0]) if after else calm, after[0][0].start if after else None,
+                    [taken_back], x)
     if not after:
         about = f' after the customer\'s complaint "{quote(complaint)}"' if complaint else ""
         return item(key, 0.0, f"no empathy or apology by the agent{about}", complaint.end if complaint else None,
@@ -395,6 +417,8 @@ def _first_hit(call: Call, key: str, phrases: list[str], missing: str, findings:
     if not call.lines:
         return item(key, 0.0, NO_TRANSCRIPT, exponent=x)
     hits = call.said("agent", phrases)
+    if not hits and call.nothing_to_solve():
+        return item(key, 1.0, NOTHING_TO_SOLVE, None, findings, x)
     if not hits:
         n = sum(1 for line in call.lines if line.party == "agent")
         return item(key, 0.0, f"{missing} in {plural(n, 'agent line')}", None, findings, x)
@@ -447,6 +471,8 @@ def execute(call: Call) -> dict:
         when = find_phrase(line.text, TIMED)
         if when:
             return item(key, 1.0, f'{quote(line, when)} (commitment "{when}")', line.start, findings, x)
+    if call.nothing_to_solve():
+        return item(key, 1.0, NOTHING_TO_SOLVE, None, findings, x)
     n = len(call.said("agent", ACTIONS))
     return item(key, 0.0, f"no commitment with a time (\"today\", \"within the hour\") "
                           f"in {plural(n, 'agent action line')}", None, findings, x)
@@ -466,6 +492,8 @@ def document(call: Call) -> dict:
     key, x = "document", call.card.repeat_exponent
     if not call.lines:
         return item(key, 0.0, NO_TRANSCRIPT, exponent=x)
+    if call.nothing_to_solve():
+        return item(key, 1.0, NOTHING_TO_SOLVE, exponent=x)
     problem = next((line for line in call.lines
                     if line.party == "customer" and len(line.text.split()) >= MIN_COMPLAINT_WORDS), None)
     agreed = agreed_solution(call)
