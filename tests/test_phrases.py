@@ -134,6 +134,25 @@ def test_hotwords_are_the_phrases_in_plain_words():
     assert PhraseSet(DEFLECTIONS).hotwords()  # the default list gives a prompt
 
 
+def test_the_rules_hear_paraphrases_and_say_what_was_heard():
+    from monitor.analysis.cues import Frustration, OwnTheProblem
+    from monitor.analysis.view import CallView, PartyView
+    from monitor.events import Transcript
+
+    def heard(party, text):
+        line = Transcript(t=6.5, party=party, start=4.0, end=6.0, text=text, final=True)
+        return CallView(t=6.5, parties={"agent": PartyView(), "customer": PartyView()}, silence_start=None,
+                        events=[line])
+
+    rule = OwnTheProblem(DEFAULT.own_the_problem)
+    assert rule.check(heard("agent", "Please come down, sir.")) == 'agent said "come down (calm?)"'
+    assert rule.check(heard("agent", "Our policies say the technician has to confirm.")) == \
+        'agent said "policies say"'
+    assert rule.check(heard("agent", "Let me read you our delivery policy.")) is None
+    assert Frustration(DEFAULT.acknowledge).step(heard("customer", "I am so frustrated")) == \
+        (6.0, 'customer said "frustrated"')
+
+
 # --- spoken, through the real model (slow) --------------------------------------------------------
 
 SPOKEN = [("Please calm down, sir.", True),  # tiny.en tends to hear "come down"
