@@ -267,6 +267,7 @@ def cmd_demo(args) -> int:
         while not stop.flag.is_set():
             result = _session(args, config, source, live=True, publish=(publish,), store=store).run(
                 paced(call.frames(), SAMPLE_RATE))
+            _self_view_to(overlay, result, config, recorded=store is not None)
             print(_summary(result, config, recorded=store is not None, verbose=args.verbose), flush=True)
             if not args.loop:
                 break
@@ -326,6 +327,7 @@ def cmd_live(args) -> int:
             session = _session(args, config, source, live=True, publish=(publish,))
             _notes_from_hub(hub, overlay, session.store)
             result = session.run(capture.read())
+            _self_view_to(overlay, result, config, recorded=session.store is not None)
         finally:
             publish.stop()
     finally:
@@ -433,6 +435,24 @@ def cmd_hash_password(args) -> int:
         raise UsageError(f"a password (supervisor's or agent's) must be at least {MIN_SECRET_CHARS} characters")
     print(hash_password(password))
     return 0
+
+
+def _self_view_to(overlay, result, config: Config, recorded: bool) -> None:
+    """After the call, the agent's self-view on this monitor's overlay (as the server's overlay shows it after
+    a call recorded there; monitor/web/self_view.py), its replay a command here rather than a link."""
+    from .web.self_view import self_view
+
+    if overlay is None or not result.call_id:
+        return
+    try:
+        view = self_view(result.call_id, result.events, config)
+    except Exception as exc:  # noqa: BLE001 - a self-view is a nicety: never the end of the command
+        print(f"calmline: warning: no self-view for this call ({exc})", file=sys.stderr)
+        return
+    view["replay"] = None
+    view["command"] = f"calmline replay {result.call_id}" if recorded else None
+    end = max((event.t for event in result.events), default=0.0)
+    overlay.publish({"v": 1, "type": "self_view", "t": round(end, 3), "call_id": result.call_id, **view})
 
 
 def _notes_from_hub(hub, overlay, store) -> None:

@@ -361,3 +361,32 @@ def test_both_roles_reload_after_a_server_restart(full):
     finally:
         restarted.stop()
         srv.stop = lambda: None  # stopped already
+
+
+def test_the_loopback_overlay_shows_the_self_view_of_live_and_demo(browser):
+    from monitor.web.app import WebOptions
+    from monitor.web.overlay import serve_overlay
+
+    local = serve_overlay(WebOptions(port=0))
+    context = browser.new_context(viewport={"width": 360, "height": 400})
+    try:
+        page = context.new_page()
+        page.goto(local.url)
+        expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+        local.publish(ev("call_start", 0.0, call_id="desk-2", source="test", parties=["agent", "customer"],
+                         started_at=time.time()))
+        local.publish(ev("self_view", 30.0, call_id="desk-2", score=61, replay=None,
+                         command="calmline replay desk-2",
+                         well={"item": "listen", "title": "Listen", "text": "agent talk share 40%"},
+                         next={"item": "verify", "title": "Verify the solution", "text": "Check the fix works."}))
+        view = page.locator("#self-view")
+        expect(view).to_be_visible()
+        expect(view.locator(".score b")).to_have_text("61")
+        expect(view.locator(".replay-command code")).to_have_text("calmline replay desk-2")
+        expect(view.locator("a.replay")).to_have_count(0)
+        local.publish(ev("call_start", 0.0, call_id="desk-3", source="test", parties=["agent", "customer"],
+                         started_at=time.time()))
+        expect(view).to_be_hidden()  # the next call: the overlay is the overlay again
+    finally:
+        context.close()
+        local.stop()

@@ -305,3 +305,29 @@ def test_a_word_crosses_redis_to_the_server_of_the_call_and_of_the_agent(tmp_pat
     finally:
         a.stop()
         b.stop()
+
+
+def test_live_and_demo_show_the_self_view_on_their_own_overlay(tmp_path):
+    """`calmline live`/`demo` (no server library): after the call the loopback overlay gets a `self_view` event
+    with the score and the command that replays the call, from a real call session over a synthesized call."""
+    from audio.sources import array_frames
+    from monitor.cli import _self_view_to
+    from monitor.config import Config
+    from monitor.session.session import CallSession
+    from monitor.web.overlay import serve_overlay
+    from synth import barge_in_call
+
+    channels, _ = barge_in_call("My order never arrived and I have been waiting for two weeks, it is not okay.")
+    store = Store(tmp_path / "desk")
+    local = serve_overlay(WebOptions(port=0))
+    try:
+        with connect(local.url.replace("http", "ws", 1) + "ws", origin=local.url.rstrip("/"), open_timeout=5) as ws:
+            result = CallSession(Config(), "test", transcribe=False, store=store).run(array_frames(channels))
+            _self_view_to(local, result, Config(), recorded=True)
+            view = recv_type(ws, "self_view")
+    finally:
+        local.stop()
+        store.close()
+    assert view["call_id"] == result.call_id and 0 <= view["score"] <= 100
+    assert view["command"] == f"calmline replay {result.call_id}" and view["replay"] is None
+    assert view["next"]["item"] == "empathize" and view["next"]["text"]  # no transcription: no apology heard

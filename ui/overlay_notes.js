@@ -63,8 +63,7 @@ const CalmlineNotes = (() => {
     notes.prepend(el);
   }
 
-  function selfView(summary) {
-    const v = summary.self_view;
+  function selfView(v) {
     view.replaceChildren();
     view.append(text("h2", "", "Your call"));
     const score = text("p", "score", "");
@@ -84,6 +83,10 @@ const CalmlineNotes = (() => {
       link.target = "_blank";
       link.rel = "noopener";
       view.append(link);
+    } else if (typeof v.command === "string") {  // calmline live and demo: the call is replayed from here
+      const p = text("p", "replay-command", "Replay it: ");
+      p.append(text("code", "", v.command));
+      view.append(p);
     }
     view.hidden = false;
     root.classList.add("self-viewing");
@@ -102,7 +105,9 @@ const CalmlineNotes = (() => {
     } else if (ev.type === "note") {
       note(ev);
     } else if (ev.type === "call_summary" && ev.self_view && typeof ev.self_view === "object") {
-      selfView(ev);
+      selfView(ev.self_view);  // the server's overlay, after a call recorded there
+    } else if (ev.type === "self_view" && ev.call_id === callId) {
+      selfView(ev);  // calmline live and demo, after their call
     }
   }
 
