@@ -71,10 +71,10 @@ def calm() -> list[dict]:
 def demo_like(rounds: int, gap: float = 62.0, levels: bool = False) -> list[dict]:
     t = 14.0 + rounds * gap
     return call([*spoken("agent", 0.5, 3.5, "Thank you for calling Northwind support, how can I help you today?"),
-                 *spoken("customer", 4.3, 11.0, "I ordered a laptop three weeks ago and this is the third time I call."),
+                 *spoken("customer", 4.3, 11.0, "I ordered a laptop three weeks ago, the third time I call."),
                  *spoken("agent", 11.5, 13.5, "I see, let me look up your order."),
                  *(e for i in range(rounds) for e in mistakes(14.0 + i * gap)),
-                 *spoken("agent", t, t + 4.0, "I am sorry, I understand how frustrating this is, what would work best?"),
+                 *spoken("agent", t, t + 4.0, "I am sorry, I understand how frustrating that is, what would work best?"),
                  *spoken("customer", t + 4.5, t + 6.0, "Just send me the laptop please."),
                  *spoken("agent", t + 6.5, t + 11.0, "I will send the replacement today. Does that work for you?"),
                  *spoken("customer", t + 11.5, t + 13.0, "Okay, that works, thank you."),

@@ -66,7 +66,8 @@ def mistakes(t0):
     """One round of the demo call's mistakes from `t0`: a complaint, 8 s of dead air, policy talk over the
     customer with a raised voice, and the cues they raised."""
     return [*line("customer", t0, t0 + 6.0, "Hello, are you still there? This is ridiculous, I have been waiting."),
-            *silence(t0 + 6.0, t0 + 14.0, "customer", "agent"), *cue(t0 + 11.0, "dead_air", "no one has spoken for 5 s"),
+            *silence(t0 + 6.0, t0 + 14.0, "customer", "agent"),
+            *cue(t0 + 11.0, "dead_air", "no one has spoken for 5 s"),
             *cue(t0 + 16.0, "acknowledge", 'customer said "ridiculous", no acknowledgement for 10 s'),
             *line("customer", t0 + 14.5, t0 + 18.0, "I just want my laptop."),
             *line("agent", t0 + 16.0, t0 + 22.0, "Look, it is our policy, there is nothing I can do about it."),
@@ -79,7 +80,7 @@ def demo_like(rounds=1, gap=60.0):
     good ending (the apology comes after the last round)."""
     t = 14.0 + rounds * gap
     return call(line("agent", 0.5, 3.5, "Thank you for calling Northwind support, how can I help you today?"),
-                line("customer", 4.3, 11.0, "I ordered a laptop three weeks ago and this is the third time I am calling."),
+                line("customer", 4.3, 11.0, "I ordered a laptop three weeks ago and this is the third time I call."),
                 line("agent", 11.5, 13.5, "I see, let me look up your order."),
                 *(mistakes(14.0 + i * gap) for i in range(rounds)),
                 line("agent", t, t + 4.0, "I am sorry, I understand how frustrating this is, what would work best?"),

@@ -55,7 +55,8 @@ PROBLEM = ["not working", "doesn't work", "does not work", "stopped working", "b
            "didn't arrive", "did not arrive", "does not arrive", "missing", "lost", "late", "charged", "overcharged",
            "refund", "cancel", "complaint", "complain", "error", "can't", "cannot", "unable", "still waiting"]
 """A customer line with one of these brings something to put right (a calm information request has none)."""
-NOTHING_TO_SOLVE = "not needed: a calm call with nothing to put right (no frustration, no problem named, no action offered)"
+NOTHING_TO_SOLVE = ("not needed: a calm call with nothing to put right "
+                    "(no frustration, no problem named, no action offered)")
 BUT = ["but", "however", "unfortunately", "though"]
 """What turns "I understand" into a polite opening for a deflection, when one of [scorecard] undo_words follows."""
 
