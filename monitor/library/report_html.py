@@ -58,7 +58,7 @@ td.num { font-variant-numeric: tabular-nums; }
 .badge.partial { color: #8a5a14; background: #f8eedc; }
 .scorecard .finding a { color: inherit; font-variant-numeric: tabular-nums; }
 .scorecard td.item { font-weight: 500; width: 30%; }
-.scorecard td.result { width: 92px; }
+.scorecard td.result { width: 112px; }
 .scorecard td.evidence { color: #3c4853; }
 .scorecard td.when { width: 48px; color: var(--muted); font-variant-numeric: tabular-nums; text-align: right; }
 svg { display: block; width: 100%; height: auto; font-family: inherit; }
