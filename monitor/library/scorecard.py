@@ -234,15 +234,17 @@ class Call:
         lines = [line for line in self.lines if line.party == "customer"]
         return next((line for line in lines if cue_phrase(line.text, self.frustration)), lines[0] if lines else None)
 
+    @functools.cached_property
     def upset(self) -> bool:
         """The customer sounded frustrated: a frustration word, or an acknowledge cue (their voice, live)."""
         return bool(self.cues("acknowledge")) or any(
             cue_phrase(line.text, self.frustration) for line in self.lines if line.party == "customer")
 
+    @functools.cached_property
     def nothing_to_solve(self) -> bool:
         """A calm information request: the customer never sounded upset or named a problem, and the agent
         offered no action. Then Seek to solve, Open your mind, Verify, Execute and Document do not apply."""
-        return not self.upset() and not self.said("customer", PROBLEM) and not self.said("agent", ACTIONS)
+        return not self.upset and not self.said("customer", PROBLEM) and not self.said("agent", ACTIONS)
 
     def talk_s(self, party: str) -> float:
         return sum(e - s for s, e in self.spurts[party])
@@ -392,7 +394,7 @@ def empathize(call: Call) -> dict:
              if not word and (complaint is None or line.end >= complaint.start)]
     missed = call.unacknowledged()
     missed.charged = 0.0  # unless the apology came (below): with no empathy at all the credit is 0 already
-    if not call.upset():  # a calm customer needs no apology; if one came, quote it
+    if not call.upset:  # a calm customer needs no apology; if one came, quote it
         calm = "the customer did not sound upset (no frustration word, no acknowledge cue): nothing to acknowledge"
         return item(key, 1.0, quote(*after[0]) if after else calm, after[0][0].start if after else None,
                     [taken_back], x)
@@ -418,7 +420,7 @@ def _first_hit(call: Call, key: str, phrases: list[str], missing: str, findings:
     if not call.lines:
         return item(key, 0.0, NO_TRANSCRIPT, exponent=x)
     hits = call.said("agent", phrases)
-    if not hits and call.nothing_to_solve():
+    if not hits and call.nothing_to_solve:
         return item(key, 1.0, NOTHING_TO_SOLVE, None, findings, x)
     if not hits:
         n = sum(1 for line in call.lines if line.party == "agent")
@@ -472,7 +474,7 @@ def execute(call: Call) -> dict:
         when = find_phrase(line.text, TIMED)
         if when:
             return item(key, 1.0, f'{quote(line, when)} (commitment "{when}")', line.start, findings, x)
-    if call.nothing_to_solve():
+    if call.nothing_to_solve:
         return item(key, 1.0, NOTHING_TO_SOLVE, None, findings, x)
     n = len(call.said("agent", ACTIONS))
     return item(key, 0.0, f"no commitment with a time (\"today\", \"within the hour\") "
@@ -493,7 +495,7 @@ def document(call: Call) -> dict:
     key, x = "document", call.card.repeat_exponent
     if not call.lines:
         return item(key, 0.0, NO_TRANSCRIPT, exponent=x)
-    if call.nothing_to_solve():
+    if call.nothing_to_solve:
         return item(key, 1.0, NOTHING_TO_SOLVE, exponent=x)
     problem = next((line for line in call.lines
                     if line.party == "customer" and len(line.text.split()) >= MIN_COMPLAINT_WORDS), None)
