@@ -75,6 +75,7 @@ def test_cue_and_interruption_markers_carry_their_kind_and_time(rendered):
     cues = of(events, "cue")
     assert "wait_for_pause" in {c["kind"] for c in cues} and "own_the_problem" in {c["kind"] for c in cues}
     markers = page.with_class("cue-marker")
+    assert len(page.with_class("cue-guide")) == len(page.with_class("cue-group")) >= 2  # a short call: guides
     assert [(m["data-kind"], float(m["data-t"])) for m in markers] == \
         [(c["kind"], pytest.approx(c["t"], abs=1e-3)) for c in sorted(cues, key=lambda c: c["t"])]
     cuts = page.with_class("interruption-marker")
@@ -117,7 +118,7 @@ def test_the_page_is_self_contained(rendered):
     low = html.lower()
     for bad in ('src="http', "src='http", 'href="http', "href='http", "<script", "@import", "url(", "<link"):
         assert bad not in low, bad
-    assert [t for t, _ in page.elements].count("svg") == 2
+    assert {a.get("class") for t, a in page.elements if t == "svg"} >= {"loudness", "pace"}
     assert html.startswith("<!DOCTYPE html>")
 
 
@@ -163,3 +164,59 @@ def test_chromium_renders_the_markers_and_fetches_nothing(rendered, browser):
     finally:
         page.close()
     assert requests == [path.as_uri()]
+
+
+@pytest.fixture(scope="module")
+def hour_call():
+    """An hour of a call as a monitor records it (bench/replay_open.py): hundreds of cues of five kinds."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from replay_open import long_call_events
+
+    events = long_call_events("hour", 60.0)
+    html = render_report({"id": "hour"}, events)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "report-hour.html").write_text(html)
+    return events, html
+
+
+def test_a_long_calls_cues_get_a_lane_per_kind_and_groups(hour_call):
+    events, html = hour_call
+    page = Page(html)
+    cues = of(events, "cue")
+    kinds = list(dict.fromkeys(c["kind"] for c in sorted(cues, key=lambda c: c["t"])))
+    assert len(cues) > 250 and len(kinds) == 5
+    assert len(page.with_class("cue-lane")) == len(kinds)  # one lane per kind, not a row per overlapping label
+    names = [a for a in page.with_class("cue-lane-name")]
+    assert len(names) == len(kinds)
+    groups = page.with_class("cue-group")
+    assert [g["data-kind"] for g in groups] == sorted((g["data-kind"] for g in groups), key=kinds.index)
+    assert sum(int(g["data-count"]) for g in groups) == len(cues) > len(groups)  # close cues share a mark
+    assert len(page.with_class("cue-marker")) == len(cues)
+    assert page.with_class("cue-guide") == []  # hundreds of lines down the plot would bury the loudness
+    for kind in kinds:  # each kind's cues are grouped in time order and their count is shown once
+        count = sum(1 for c in cues if c["kind"] == kind)
+        text = next(c["text"] for c in cues if c["kind"] == kind)
+        assert f"{text}  ({count})" in "".join(page.text)
+    svg = html.split('<svg class="loudness"', 1)[1].split(">", 1)[0]
+    height = float(svg.split('viewBox="0 0 960 ', 1)[1].split('"', 1)[0])
+    assert height < 26 * len(kinds) + 260  # the plot keeps its place under the lanes, however many cues
+
+
+def test_chromium_shows_the_lanes_without_overlapping_names(hour_call, browser):
+    _, html = hour_call
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    try:
+        page.goto((ARTIFACTS / "report-hour.html").as_uri())
+        boxes = [page.locator(".cue-lane-name").nth(i).bounding_box()
+                 for i in range(page.locator(".cue-lane-name").count())]
+        for a, b in zip(boxes, boxes[1:]):
+            assert a["y"] + a["height"] <= b["y"] + 0.5  # each name on its own line
+        plot = page.locator("svg.loudness").bounding_box()
+        assert plot["height"] < 0.6 * plot["width"]
+        page.screenshot(path=str(ARTIFACTS / "report-hour.png"), full_page=False)
+    finally:
+        page.close()

@@ -20,6 +20,7 @@ W = 960                    # SVG user units; the plots scale to the page width
 LEFT, RIGHT = 64, 16       # room for the y axis labels and lane names
 CUE_LANE = 26              # height of one cue kind's lane: its name, then its marks
 CUE_GROUP = 10             # cues of a kind closer than this (SVG units) are drawn as one group with a count
+CUE_GUIDES = 40            # up to this many groups, each has a faint guide line down through the plot
 
 CSS = """
 :root { --ink: #24303b; --muted: #6b7783; --line: #e2e6ea; --paper: #ffffff; --bg: #f4f5f3;
@@ -381,9 +382,11 @@ def _cue_lanes(cues: list, axis: _Axis) -> list[tuple[str, str, list[list]]]:
     return out
 
 
-def _cue_lane_svg(kind: str, text: str, groups: list[list], row_top: float, bottom: float, axis: _Axis) -> str:
-    """One cue kind's lane: its name and count, a faint guide down through the plot per group, and each cue
-    as a tick (with its time and reason) inside its group's mark."""
+def _cue_lane_svg(kind: str, text: str, groups: list[list], row_top: float, bottom: float, axis: _Axis,
+                  guides: bool) -> str:
+    """One cue kind's lane: its name and count, each cue as a tick (with its time and reason) inside its
+    group's mark, and with `guides` a faint line from each group down through the plot (left out for a long
+    call's hundreds of groups, which would bury the loudness)."""
     n = sum(len(g) for g in groups)
     mark_y = row_top + CUE_LANE - 8
     parts = [f'<rect class="cue-lane" x="{LEFT}" y="{_fmt(row_top)}" width="{W - LEFT - RIGHT}" height="{CUE_LANE - 2}"/>',
@@ -394,8 +397,10 @@ def _cue_lane_svg(kind: str, text: str, groups: list[list], row_top: float, bott
         x_end = axis.x(group[-1].t)
         when = clock(group[0].t) if len(group) == 1 else f"{clock(group[0].t)}-{clock(group[-1].t)}"
         parts.append(f'<g class="cue-group" data-kind="{escape(kind)}" data-count="{len(group)}">'
-                     f'<title>{escape(f"{when} {text} x{len(group)}" if len(group) > 1 else f"{when} {text}")}</title>'
-                     f'<line class="cue-guide" x1="{_fmt(x)}" y1="{_fmt(mark_y + 4)}" x2="{_fmt(x)}" y2="{_fmt(bottom)}"/>')
+                     f'<title>{escape(f"{when} {text} x{len(group)}" if len(group) > 1 else f"{when} {text}")}</title>')
+        if guides:
+            parts.append(f'<line class="cue-guide" x1="{_fmt(x)}" y1="{_fmt(mark_y + 4)}" x2="{_fmt(x)}" '
+                         f'y2="{_fmt(bottom)}"/>')
         if len(group) > 1:
             parts.append(f'<rect x="{_fmt(x - 1)}" y="{_fmt(mark_y - 4)}" width="{_fmt(max(x_end - x, 0) + 2)}" '
                          f'height="8" rx="4" fill="var(--cue)" opacity="0.25"/>'
@@ -456,8 +461,9 @@ def _loudness_plot(events: list, duration: float) -> str:
                      f'<path d="M{_fmt(x - 5)},{_fmt(top - 1)} L{_fmt(x + 5)},{_fmt(top - 1)} '
                      f'L{_fmt(x)},{_fmt(top + 8)} Z"/>'
                      "</g>")
+    guides = sum(len(groups) for _, _, groups in lanes_of_cues) <= CUE_GUIDES
     for row, (kind, text, groups) in enumerate(lanes_of_cues):
-        parts.append(_cue_lane_svg(kind, text, groups, 2 + row * CUE_LANE, bottom, axis))
+        parts.append(_cue_lane_svg(kind, text, groups, 2 + row * CUE_LANE, bottom, axis, guides))
     parts.append("</svg>")
     return "".join(parts)
 
