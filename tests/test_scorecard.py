@@ -171,7 +171,8 @@ def test_respond_needs_a_prompt_reply_to_a_customer_who_speaks_first():
     assert not item["met"] and item["t"] == 6.0
     assert item["evidence"].endswith("left the customer in silence once: 0:06 (6 s)")
     assert item["notes"] == [{"text": "left the customer in silence once: 0:06 (6 s)", "what": "left the customer "
-                              "in silence", "count": 1, "cost": 0.35, "at": [{"t": 6.0, "detail": "(6 s)"}]}]
+                              "in silence", "count": 1, "cost": 0.35, "detail": "",
+                              "at": [{"t": 6.0, "detail": "(6 s)"}]}]
     over = call(spurt("agent", 0.4, 2.0), spurt("customer", 2.5, 6.0), spurt("agent", 5.0, 9.0), duration=10.0)
     item = by_item(score_call(over))["respond"]  # talking over the customer is for Listen to judge
     assert item["met"] and "agent came in 1.0 s before the customer's first turn ended at 0:06" in item["evidence"]

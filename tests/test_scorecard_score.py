@@ -130,6 +130,10 @@ def test_twenty_minutes_of_the_same_mistakes_score_far_lower_and_list_every_time
     assert talk_over["text"].startswith("talked over the customer 18 times: 0:30, 1:32, 2:34, ")
     assert listen["evidence"].count(":") >= 2 * 18  # every time, in the words too
     assert [a["t"] for a in talk_over["at"]] == [30.0 + 62.0 * i for i in range(18)]
+    policy = next(n for n in items(again)["seek_to_solve"]["notes"] if n["what"] == "talked policy or passed the buck")
+    assert policy["detail"] == '"it is our policy"' and policy["at"][17] == {"t": 30.0 + 62.0 * 17, "detail": policy["detail"]}
+    assert policy["text"].startswith('talked policy or passed the buck 18 times ("it is our policy"): 0:30, 1:32, 2:34')
+    assert policy["text"].count("policy") == 2  # the phrase once, not at each of the 18 times
     one = next(n for n in items(once)["listen"]["notes"] if n["what"] == "talked over the customer")
     assert talk_over["cost"] > 2 * one["cost"]
 

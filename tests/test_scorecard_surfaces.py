@@ -102,6 +102,7 @@ def test_the_replay_shows_the_score_and_opens_at_a_links_time(browser, server, r
         expect(listen).to_have_class(re.compile(r"\bpartial\b"))
         expect(listen.locator(".mark")).to_have_text(f"{round(100 * items(card)['listen']['credit'])}%")
         expect(listen).to_contain_text("talked over the customer 2 times: 0:30, 1:30")
+        expect(listen).to_contain_text("raised their voice 2 times (+11 dB): 0:33, 1:33")  # the detail once
         expect(page.locator("#scorecard .score-item[data-item='thank']")).to_have_class(re.compile(r"\bmet\b"))
         listen.locator("a", has_text="0:30").click()
         page.wait_for_function("() => Math.abs(document.getElementById('audio').currentTime - 30) < 0.1",

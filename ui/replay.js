@@ -659,9 +659,11 @@ function renderScorecard(card) {
         children.push(el("p", { className: "evidence finding" }, note.text || ""));
         continue;
       }
+      const same = note.detail || "";  // a detail every time shares is said once
       const times = at.flatMap((a, i) => [i ? ", " : "", el("a", { href: `#t=${a.t}` }, clock(a.t)),
-                                          a.detail ? ` ${a.detail}` : ""]);
-      const count = note.count === 1 ? "once" : `${note.count} times`;
+                                          a.detail && !same ? ` ${a.detail}` : ""]);
+      const aside = !same ? "" : same.startsWith("(") ? ` ${same}` : ` (${same})`;
+      const count = (note.count === 1 ? "once" : `${note.count} times`) + aside;
       children.push(el("p", { className: "evidence finding" }, `${note.what} ${count}: `, ...times));
     }
     return el("li", { className: `score-item ${state}`, dataset: { item: item.item } }, ...children);

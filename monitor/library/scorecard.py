@@ -118,6 +118,11 @@ def _says(phrase: str) -> str:
     return re.sub(r"\bi\b", "I", phrase)
 
 
+def _aside(detail: str) -> str:
+    """A shared detail after the count: " (+11 dB)" as it is, a quote in brackets: ' ("it is our policy")'."""
+    return "" if not detail else f" {detail}" if detail.startswith("(") else f" ({detail})"
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
@@ -153,16 +158,23 @@ class Finding:
             return self.charged
         return min(1.0, self.cost * self.n ** exponent) if self.n else 0.0
 
+    @property
+    def detail(self) -> str:
+        """The detail every occurrence shares (said once, not at each time), else ""."""
+        details = {a.detail for a in self.at}
+        return details.pop() if len(self.at) > 1 and len(details) == 1 else ""
+
     def text(self) -> str:
         """Coach words: "talked over the customer 3 times: 0:26, 1:02, 4:10"."""
         if not self.at:
             return self.what
-        times = ", ".join(clock(a.t) + (f" {a.detail}" if a.detail else "") for a in self.at)
-        return f"{self.what} {'once' if self.n == 1 else f'{self.n} times'}: {times}"
+        same = self.detail
+        times = ", ".join(clock(a.t) + (f" {a.detail}" if a.detail and not same else "") for a in self.at)
+        return f"{self.what} {'once' if self.n == 1 else f'{self.n} times'}{_aside(same)}: {times}"
 
     def to_dict(self, exponent: float) -> dict:
         return {"text": self.text(), "what": self.what, "count": self.n, "cost": round(self.total(exponent), 3),
-                "at": [{"t": round(a.t, 2), "detail": a.detail} for a in self.at]}
+                "detail": self.detail, "at": [{"t": round(a.t, 2), "detail": a.detail} for a in self.at]}
 
 
 # --- the facts every item reads -------------------------------------------------------------------
