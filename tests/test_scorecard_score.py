@@ -222,7 +222,8 @@ def test_the_html_report_shows_the_score_partial_credit_and_links_every_time_int
     assert f'<span class="badge partial">Partial {100 * items(card)["empathize"]["credit"]:.0f}%</span>' in html
     assert ('<span class="finding" data-count="2">talked over the customer 2 times: '
             '<a href="./#t=30">0:30</a>, <a href="./#t=90">1:30</a></span>') in html
-    assert '<a href="./#t=33">0:33</a> (+11 dB)' in html
+    assert 'raised their voice 2 times (+11 dB): <a href="./#t=33">0:33</a>, <a href="./#t=93">1:33</a>' in html
+    assert 'in silence 2 times (8 s): <a href="./#t=20">0:20</a>, <a href="./#t=80">1:20</a>' in html
 
 
 def test_an_announced_short_hold_is_not_dead_air_but_an_unannounced_or_endless_one_is():

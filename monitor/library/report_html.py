@@ -241,9 +241,11 @@ def _finding(note: dict) -> str:
     """ "talked over the customer 3 times: 0:26, 1:02, 4:10", each time a link into the replay."""
     if not note["at"]:
         return f'<span class="finding">{escape(note["text"])}</span>'
+    same = note.get("detail", "")  # a detail every time shares is said once
     times = ", ".join(f'<a href="./#t={a["t"]:g}">{clock(a["t"])}</a>'
-                      + (f' {escape(a["detail"])}' if a["detail"] else "") for a in note["at"])
-    count = "once" if note["count"] == 1 else f'{note["count"]} times'
+                      + (f' {escape(a["detail"])}' if a["detail"] and not same else "") for a in note["at"])
+    count = ("once" if note["count"] == 1 else f'{note["count"]} times') + \
+        ("" if not same else f" {escape(same)}" if same.startswith("(") else f" ({escape(same)})")
     return f'<span class="finding" data-count="{note["count"]}">{escape(note["what"])} {count}: {times}</span>'
 
 
