@@ -150,7 +150,7 @@ class Pipeline:
         return out
 
     def _stats(self, now: float) -> Stats:
-        """The call so far as the server measures it (talk time with open spurts, share, pace, cues up)."""
+        """The call so far as the pipeline measures it (talk time with open spurts, share, pace, cues up)."""
         talk = {name: self._talk_s[name] + (now - p.spurt_start if p.talking and p.spurt_start is not None else 0.0)
                 for name, p in self.parties.items()}
         total = sum(talk.values())
