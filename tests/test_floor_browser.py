@@ -238,6 +238,13 @@ def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
     for mon in (hot, *calm):
         mon.send(call_start(mon.call_id))
     sign_in_page(page, srv.url, "sup", PASSWORD, "floor")
+    for toggle in ("#sound", "#notify"):  # both off until switched on here
+        expect(page.locator(toggle)).to_have_attribute("aria-pressed", "false")
+    page.context.grant_permissions(["notifications"], origin=srv.url.rstrip("/"))
+    page.click("#notify")  # the permission is asked on this click (granted here by the test's browser)
+    page.click("#sound")
+    expect(page.locator("#notify")).to_have_text("Desktop alerts on")
+    expect(page.locator("#sound")).to_have_text("Sound on")
     hot.send(said(30.0, "customer", "This is ridiculous, I want a refund now!"))
     hot.send(mood(33.0, -0.5))
     hot.send(cue(40.0, "acknowledge", "Acknowledge how they feel"))
@@ -257,6 +264,8 @@ def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
     page.reload()
     expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     expect(alert).to_have_attribute("data-acked", "true")
+    expect(page.locator("#notify")).to_have_attribute("aria-pressed", "true")  # remembered in this browser
+    expect(page.locator("#sound")).to_have_attribute("aria-pressed", "false")  # sound needs a click each time
 
     hot.send(said(46.0, "agent", "I'm so sorry, I can see why you are upset."))
     hot.send(mood(48.0, 0.1))
