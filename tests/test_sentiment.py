@@ -88,6 +88,9 @@ def no_words() -> Config:
 # ---- words ----
 
 def test_words_are_scored_by_vader_from_its_packaged_lexicon():
+    from importlib.resources import files
+
+    assert (files("vaderSentiment") / "vader_lexicon.txt").is_file()  # shipped in the wheel: nothing fetched
     assert sentiment.words_score("Okay, that works. Thank you so much.") > 0.4
     assert sentiment.words_score("This is ridiculous, it is completely unacceptable!") < -0.4
     assert sentiment.words_score("The order number is on the invoice.") == pytest.approx(0.0, abs=0.1)
