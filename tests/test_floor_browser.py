@@ -309,6 +309,7 @@ def test_a_supervisors_word_reaches_the_agents_overlay(full):
     page.click("#say-send")
     expect(page.locator("#say-status")).to_have_text("Sent to the agent's overlay.")
     expect(page.locator("#say-sent .note-sent span")).to_have_text(words)
+    page.screenshot(path=str(ARTIFACTS / "floor-say.png"))
     note = agent.locator("#notes .note")
     expect(note).to_have_count(1)
     expect(note.locator(".words")).to_have_text(words)  # shown as text, never as markup
