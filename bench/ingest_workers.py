@@ -1,69 +1,112 @@
-"""A thread per call, or a few workers serving every call: which keeps calls and the event loop on time?
+"""Threads in the server process or worker processes: which keeps N calls' analysis on time?
 
-N calls' pipelines are fed a 200 ms frame each (both parties) every 200 ms, staggered, as the ingest
-routes feed them, either through a queue and thread per call or through `monitor.ingest.workers`
-(2 threads). It measures each frame's wait from being posted to being analysed, and how late a
-thread standing in for the event loop wakes from a 10 ms sleep (what the loop suffers when the
-analysis threads hold the GIL). Prints JSON; no network, no model but the VAD.
+N calls are fed as the ingest routes feed them (a 200 ms stereo block at 8 kHz per call every 200 ms,
+staggered, as the reference client sends them), with each call recorded into a temporary store,
+either to `monitor.ingest.workers` (2 threads of this process: `[ingest] processes = 0`) or to
+`monitor.ingest.pool` (worker processes: `processes = -1`, one per core). It measures each block's
+wait from being posted to being analysed (the analysing side's acknowledgement, what the route's
+10 s back-pressure limit counts), how late a thread standing in for the event loop wakes from a
+10 ms sleep, and the CPU seconds of this process and its workers per call-second. Prints JSON; no
+network, no speech model. The machine is shared: modes are interleaved, and the load average is noted.
 
-    python bench/ingest_workers.py [--calls 40] [--seconds 15]
+    python bench/ingest_workers.py [--calls 100] [--seconds 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import queue
+import os
 import sys
+import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import numpy as np  # noqa: E402
+import soxr  # noqa: E402
 
-from audio.sources import Frame  # noqa: E402
 from cue_latency import interrupting_call  # noqa: E402
-from monitor.analysis.pipeline import Pipeline  # noqa: E402
 from monitor.config import Config  # noqa: E402
+from monitor.ingest.callwork import CallWork  # noqa: E402
+from monitor.ingest.pool import CallSpec, PoolOptions, ProcessPool  # noqa: E402
 from monitor.ingest.workers import Workers  # noqa: E402
+from monitor.library.store import Store  # noqa: E402
+from monitor.session.session import CallSession  # noqa: E402
 
-STEP = 3200  # 200 ms at 16 kHz
+RATE = 8000
+STEP = 1600  # 200 ms at 8 kHz
+PARTIES = ["customer", "agent"]
 
 
-def run(mode: str, calls: int, seconds: float, channels: dict) -> dict:
-    frames = len(channels["agent"]) // STEP
+class Lag:
+    """Per call, the blocks posted and not yet acknowledged: each block's wait when its ack comes."""
+
+    def __init__(self, out: list):
+        self.posted: deque = deque()
+        self.lock = threading.Lock()
+        self.out = out
+        self.owed = 0
+
+    def post(self, n: int) -> None:
+        with self.lock:
+            self.posted.append([n, time.perf_counter()])
+
+    def ack(self, n: int) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.owed += n
+            while self.posted and self.owed >= self.posted[0][0]:
+                size, t = self.posted.popleft()
+                self.owed -= size
+                self.out.append(now - t)
+
+
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds of these processes so far (the workers, after their start-up)."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def run(mode: str, calls: int, seconds: float, audio: np.ndarray, data: Path) -> dict:
     lags: list[float] = []
     loop_lags: list[float] = []
-
-    def handler(pipeline):
-        def handle(item):
-            k, posted = item
-            for party in ("agent", "customer"):
-                pipeline.push(Frame(party, k * STEP, channels[party][k * STEP:(k + 1) * STEP]))
-            lags.append(time.perf_counter() - posted)
-            return False
-        return handle
-
-    pipelines = [Pipeline(Config(), transcribe=False) for _ in range(calls)]
-    for p in pipelines:
-        p.start()
-    workers = None
-    if mode == "workers":
-        workers = Workers(2)
-        post = [workers.actor(handler(p)).post for p in pipelines]
+    config = Config()
+    store = Store(data)
+    lag = [Lag(lags) for _ in range(calls)]
+    pool = workers = None
+    ends = []
+    if mode == "processes":
+        pool = ProcessPool(PoolOptions(config, str(data), False, os.cpu_count() or 1))
+        pool.start()
+        posts = []
+        for i in range(calls):
+            spec = CallSpec(config, f"bench:{i}", False, RATE, "audiohook", time.time(), f"bench-{i}")
+            call = pool.open(spec, lambda e: None, lag[i].ack, lambda done: None, lambda *a: None)
+            posts.append(call.post)
     else:
-        queues = [queue.SimpleQueue() for _ in pipelines]
+        workers = Workers(2)
+        posts = []
+        for i in range(calls):
+            session = CallSession(config=config, source=f"bench:{i}", transcribe=False, live=True, store=store)
+            work = CallWork(session, RATE, "audiohook", time.time(), f"bench-{i}")
 
-        def serve(q, handle):
-            while (item := q.get()) is not None:
-                handle(item)
+            def handle(item, work=work, lag=lag[i]):
+                if item[0] == "audio":
+                    lag.ack(len(item[2]))
+                return work.handle(item)
 
-        for q, p in zip(queues, pipelines):
-            threading.Thread(target=serve, args=(q, handler(p)), daemon=True).start()
-        post = [q.put for q in queues]
+            actor = workers.actor(handle)
+            actor.post(("start",))
+            posts.append(actor.post)
     stop = threading.Event()
 
     def loop():
@@ -73,41 +116,56 @@ def run(mode: str, calls: int, seconds: float, channels: dict) -> dict:
             loop_lags.append(time.perf_counter() - t - 0.01)
 
     threading.Thread(target=loop, daemon=True).start()
+    blocks = len(audio) // STEP
+    pids = [w.process.pid for w in pool.workers] if pool is not None else []
+    cpu0, kids0 = time.process_time(), cpu_of(pids)
     t0, k = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
         for i in range(calls):
             delay = t0 + k * 0.2 + i * 0.2 / calls - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            post[i]((k % frames, time.perf_counter()))
+            j = (k + i * 7) % blocks  # calls at different places in the call
+            lag[i].post(STEP)
+            posts[i](("audio", k * STEP, audio[j * STEP:(j + 1) * STEP], PARTIES))
         k += 1
+    for i in range(calls):
+        posts[i](("end", "bench over", False))
+        ends.append(i)
     time.sleep(1.0)
     stop.set()
-    if workers is not None:
-        workers.stop()
+    cpu, cpu_kids = time.process_time() - cpu0, cpu_of(pids) - kids0
+    if pool is not None:
+        pool.stop()
     else:
-        for q in queues:
-            q.put(None)
+        workers.stop()
+    store.close()
 
     def ms(values, q):
-        return round(float(np.percentile(values, q)) * 1000, 1)
+        return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
-    return {"mode": mode, "calls": calls,
-            "frame_wait_ms": {"p50": ms(lags, 50), "p95": ms(lags, 95), "max": ms(lags, 100)},
-            "loop_wake_late_ms": {"p95": ms(loop_lags, 95), "max": ms(loop_lags, 100)}}
+    total = cpu + cpu_kids
+    return {"mode": mode, "calls": calls, "blocks_analysed": len(lags), "blocks_posted": calls * k,
+            "block_wait_ms": {"p50": ms(lags, 50), "p95": ms(lags, 95), "max": ms(lags, 100)},
+            "loop_wake_late_ms": {"p95": ms(loop_lags, 95), "max": ms(loop_lags, 100)},
+            "cpu_s": {"this_process": round(cpu, 1), "worker_processes": round(cpu_kids, 1)},
+            "cpu_share_per_call": round(total / (calls * seconds), 4),
+            "load_average": [round(x, 1) for x in os.getloadavg()]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=40)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--modes", default="threads,processes,threads,processes")
     args = parser.parse_args()
-    import os
-
-    channels = interrupting_call(1)
-    out = {"benchmark": "ingest_workers", "load_average": [round(x, 1) for x in os.getloadavg()], "runs": []}
-    for mode in ("thread_per_call", "workers", "thread_per_call", "workers"):  # interleaved: the machine is shared
-        out["runs"].append(run(mode, args.calls, args.seconds, channels))
+    channels = interrupting_call(2)
+    audio = soxr.resample(np.stack([channels["customer"], channels["agent"]], 1), 16000, RATE).astype(np.float32)
+    out = {"benchmark": "ingest_workers", "cores": os.cpu_count(), "runs": []}
+    for mode in args.modes.split(","):  # interleaved: the machine is shared
+        with tempfile.TemporaryDirectory() as data:
+            out["runs"].append(run(mode, args.calls, args.seconds, audio, Path(data)))
+        print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
     print(json.dumps(out))
 
 

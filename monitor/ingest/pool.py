@@ -41,6 +41,8 @@ FLUSH_S = 0.01
 """A worker sends what it has at least this often while it works through a long batch (cue latency)."""
 BATCH_MAX = 2000
 """Items in one message to a worker at most."""
+CALL_THREADS = 2
+"""Threads that run a worker process's calls (see worker_main)."""
 START_TIMEOUT_S = 120.0
 """How long a new worker may take to load its models before the server stops waiting for it."""
 RESTARTS = 3
@@ -270,37 +272,59 @@ class _Worker:
 # ---- inside a worker process ----
 
 class _Outbox:
-    """What a worker sends back, gathered and sent in one write per flush."""
+    """What a worker sends back, gathered by its call threads and sent by one thread in one write at most
+    every FLUSH_S (events, acknowledgements and finished calls, in the order they happened)."""
 
     def __init__(self, conn):
         self.conn = conn
         self.items: list = []
         self.acks: dict[int, int] = {}
-        self.lock = threading.Lock()
-        self.last = time.monotonic()
+        self.cv = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name="ingest-outbox", daemon=True)
+        self.thread.start()
 
     def publisher(self, key: int) -> Callable:
         def publish(event) -> None:
-            with self.lock:
-                self.items.append(("ev", key, event))
+            self.put(("ev", key, event))
         return publish
 
     def put(self, item) -> None:
-        with self.lock:
+        with self.cv:
             self.items.append(item)
+            self.cv.notify()
 
     def ack(self, key: int, samples: int) -> None:
-        self.acks[key] = self.acks.get(key, 0) + samples
+        with self.cv:
+            self.acks[key] = self.acks.get(key, 0) + samples
+            self.cv.notify()
 
-    def flush(self) -> None:
-        with self.lock:
-            items, self.items = self.items, []
-            if self.acks:
-                items.append(("ack", self.acks))
-                self.acks = {}
-        self.last = time.monotonic()
-        if items:
-            self.conn.send_bytes(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+    def close(self) -> None:
+        """Send what is left and stop."""
+        with self.cv:
+            self.closed = True
+            self.cv.notify()
+        self.thread.join(10)
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                self.cv.wait_for(lambda: self.items or self.acks or self.closed)
+                closed = self.closed
+            if not closed:
+                time.sleep(FLUSH_S)  # gather what the other calls send meanwhile: one write, not dozens
+            with self.cv:
+                items, self.items = self.items, []
+                if self.acks:
+                    items.append(("ack", self.acks))
+                    self.acks = {}
+            if items:
+                try:
+                    self.conn.send_bytes(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
+                except OSError:
+                    return  # the server is gone
+            if closed:
+                return
 
 
 def worker_config(options: PoolOptions, config: Config) -> Config:
@@ -313,61 +337,74 @@ def worker_config(options: PoolOptions, config: Config) -> Config:
 
 
 def worker_main(conn, options: PoolOptions) -> None:
-    """A worker process: open the store, load the models, then run calls as the server's messages say."""
+    """A worker process: open the store, load the models, then run calls as the server's messages say.
+
+    Its calls are actors on CALL_THREADS threads (workers.Workers), as in the server process with
+    `processes` 0: a call's items are handled in order, and while one call's recorder waits on the
+    disk (a commit's fsync) or a model runs outside the GIL, another call's audio is analysed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server stops us (Ctrl-C reaches the whole group)
     logging.basicConfig(level=options.log_level, format="calmline[%(process)d] %(levelname)s %(name)s: %(message)s")
     from ..analysis.pipeline import Pipeline
     from ..library.store import open_store
     from ..session.session import CallSession
     from .callwork import CallWork
+    from .workers import Workers
 
     store = open_store(Path(options.data_dir), options.store_url) if options.data_dir else None
     Pipeline(worker_config(options, options.config), call_id="warm-up", transcribe=options.transcribe,
              live=True).close()
     out = _Outbox(conn)
+    threads = Workers(CALL_THREADS, name="ingest-call")
+    calls: dict[int, object] = {}   # key -> the call's actor, while it runs
+    lock = threading.Lock()
+    all_done = threading.Condition(lock)
     out.put(("ready", os.getpid()))
-    out.flush()
-    calls: dict[int, CallWork] = {}
-    stopping = False
 
-    def finish(key: int, work: CallWork) -> None:
-        calls.pop(key, None)
-        out.put(("done", key, work.done))
+    def actor_for(key: int, work: CallWork):
+        def handle(item) -> bool:
+            over = work.handle(item)
+            if item[0] == "audio":
+                out.ack(key, len(item[2]))
+            if over:
+                out.put(("done", key, work.done))
+                with lock:
+                    calls.pop(key, None)
+                    all_done.notify_all()
+            return over
+        return threads.actor(handle)
 
-    while not stopping:
+    while True:
         try:
             batch = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             break  # the server is gone
+        if any(item[0] == "stop" for _, item in batch):
+            batch = batch[:next(i for i, (_, item) in enumerate(batch) if item[0] == "stop")]
+            stopping = True
+        else:
+            stopping = False
         for key, item in batch:
-            kind = item[0]
-            if kind == "stop":
-                stopping = True
-                break
-            if kind == "open":
+            if item[0] == "open":
                 spec: CallSpec = item[1]
                 session = CallSession(config=worker_config(options, spec.config), source=spec.source,
                                       transcribe=spec.transcribe, live=True, store=store,
                                       publish=[out.publisher(key)])
-                work = CallWork(session, spec.rate, spec.protocol, spec.started_at, spec.name)
-                calls[key] = work
-                if work.handle(("start",)):
-                    finish(key, work)
+                actor = actor_for(key, CallWork(session, spec.rate, spec.protocol, spec.started_at, spec.name))
+                with lock:
+                    calls[key] = actor
+                actor.post(("start",))
                 continue
-            work = calls.get(key)
-            if work is None:
-                continue
-            if kind == "audio":
-                out.ack(key, len(item[2]))
-            if work.handle(item):
-                finish(key, work)
-            if time.monotonic() - out.last >= FLUSH_S:
-                out.flush()
-        out.flush()
-    for key, work in list(calls.items()):  # the server stopped before ending them
-        work.handle(("end", "server stopped", True))
-        finish(key, work)
-    try:
-        out.flush()
-    except OSError:
-        pass
+            with lock:
+                actor = calls.get(key)
+            if actor is not None:
+                actor.post(item)
+        if stopping:
+            break
+    with lock:  # the server stopped (or went away) before ending these calls
+        running = list(calls.values())
+    for actor in running:
+        actor.post(("end", "server stopped", True))
+    with lock:
+        all_done.wait_for(lambda: not calls, timeout=60)
+    threads.stop()
+    out.close()
