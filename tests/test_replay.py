@@ -216,7 +216,7 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name))
 
 
-def test_the_page_plays_the_call_and_seeks_to_its_cue(page, recorded, cue):
+def test_the_page_plays_the_call_and_seeks_to_its_cue(page, server, recorded, cue):
     _, call = recorded
     assert page.evaluate("audio.error") is None
     assert page.evaluate("audio.duration") == pytest.approx(call["duration_s"], abs=0.3)
@@ -245,6 +245,9 @@ def test_the_page_plays_the_call_and_seeks_to_its_cue(page, recorded, cue):
     assert abs(playhead["x"] + playhead["width"] / 2 - (box["x"] + box["width"] / 2)) < 3
     expect(page.locator(".line.current")).to_have_count(2)  # both talking at once
     expect(page.locator("#scorecard .score-item")).to_have_count(9)
+    (cut,) = json.loads(get(server, at(call, "overview.json"))[2])["report"]["interruptions"]
+    title = page.locator(".interruption-marker").get_attribute("title")
+    assert f"({cut['overlap_s']:.1f} s over them)" in title  # the one overlap the CLI and report show
     screenshot(page, "replay-cue.png")
 
 
