@@ -11,6 +11,7 @@ Prints one JSON object. Usage: bench/word_cues.py [--quick] [--misses]
 """
 
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -179,15 +180,21 @@ def prompt_cost(config: Config, rounds: int = 3) -> dict:
     jobs = [Job(("bench", "agent"), 0.0, 3.0, np.concatenate([pad, speak(t, 160, "en-us", -24.0), pad]))
             for t, _, _ in LINES[::6]]
     times = {name: [] for name in engines}
+    cpu = {name: [] for name in engines}
     for _ in range(rounds):
         for job in jobs:
             for name, engine in engines.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 engine.transcribe([job])
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
     ms = {name: round(1000 * float(np.median(t)), 1) for name, t in times.items()}
-    return {"ms_per_line": ms, "prompt_tokens": {n: len(e.prompt) - len(engines["none"].prompt) for n, e in engines.items()},
-            "ratio_to_none": {n: round(ms[n] / ms["none"], 3) for n in ms}, "lines": len(jobs), "rounds": rounds}
+    cpu_ms = {name: round(1000 * float(np.median(t)), 1) for name, t in cpu.items()}
+    return {"ms_per_line": ms, "cpu_ms_per_line": cpu_ms,
+            "prompt_tokens": {n: len(e.prompt) - len(engines["none"].prompt) for n, e in engines.items()},
+            "ratio_to_none": {n: round(ms[n] / ms["none"], 3) for n in ms},
+            "cpu_ratio_to_none": {n: round(cpu_ms[n] / cpu_ms["none"], 3) for n in cpu_ms},
+            "lines": len(jobs), "rounds": rounds, "load_average": round(os.getloadavg()[0], 1)}
 
 
 def wer(rows) -> float:
