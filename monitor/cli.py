@@ -186,17 +186,22 @@ def cmd_analyze(args) -> int:
     call, source = open_call(args, config)
     if args.progress_every <= 0:
         raise UsageError("--progress-every must be more than 0 seconds")
-    progress = Progress(call.duration_s, every_s=args.progress_every)
-    session = _session(args, config, source, progress=progress.update)
+    progress = Progress(call.duration_s, every_s=args.progress_every) if call.duration_s > PROGRESS_MIN_S else None
+    session = _session(args, config, source, progress=progress.update if progress else None)
     try:
         result = session.run(call.frames())
     finally:
-        progress.done()
+        if progress:
+            progress.done(session.pipeline is not None and session.pipeline.now >= call.duration_s - 1)
     if args.json:
         print(json.dumps(result.report, indent=2))
     else:
         print(_summary(result, config, recorded=session.store is not None, verbose=args.verbose))
     return 0
+
+
+PROGRESS_MIN_S = 60.0
+"""Files at least this long show their analysis' progress (shorter ones take a few seconds)."""
 
 
 def _summary(result, config: Config, recorded: bool, verbose: bool = False) -> str:
@@ -207,7 +212,7 @@ def _summary(result, config: Config, recorded: bool, verbose: bool = False) -> s
     report = result.report
     card = score_call([e.to_dict() for e in result.events], config)
     lines = [format_summary(report)] if verbose else [_short(report)]
-    lines.append(f"Scorecard: {card['met']} of {card['total']} met")
+    lines.append(f"Scorecard: {card['score']} of 100 ({card['met']} of {card['total']} met)")
     if recorded:
         lines += [f"Call id: {result.call_id}",
                   f"Next: calmline replay {result.call_id}    (audio, timeline, transcript in the browser)",
@@ -653,18 +658,24 @@ class Progress:
         self.stream = stream or sys.stderr
         self._bar = None
         self._t = 0.0
+        self._start = self._next = None
+
+    def _begin(self) -> None:
+        """Shown once the analysis runs (not before a user's mistake ends it in one line)."""
         self._start = time.monotonic()
-        self._next = self._start + every_s
+        self._next = self._start + self.every_s
         if self.stream.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=round(total, 1), unit="s", desc="analysing", file=self.stream, leave=False,
+            self._bar = tqdm(total=round(self.total, 1), unit="s", desc="analysing", file=self.stream, leave=False,
                              bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
                                         "[{elapsed}<{remaining}]")
         else:
-            self._line(f"analysing {_clock(total)} (m:ss) of audio")
+            self._line(f"analysing {_clock(self.total)} (m:ss) of audio")
 
     def update(self, t: float) -> None:
+        if self._start is None:
+            self._begin()
         t = min(max(t, self._t), self.total)
         if self._bar is not None:
             self._bar.update(round(t - self._t, 3))
@@ -685,10 +696,11 @@ class Progress:
     def _line(self, text: str) -> None:
         print(f"calmline: {text}", file=self.stream, flush=True)
 
-    def done(self) -> None:
+    def done(self, finished: bool = True) -> None:
+        """The bar goes; piped, a last line says how long it took (only when the analysis got to the end)."""
         if self._bar is not None:
             self._bar.close()
-        else:
+        elif self._start is not None and finished:
             spent = time.monotonic() - self._start
             self._line(f"analysed {self._t:.0f} of {self.total:.0f} s audio in {spent:.1f} s")
 
