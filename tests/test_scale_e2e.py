@@ -33,10 +33,10 @@ AGENT_PASSWORD = "agents-own-password-0123"
 COMPLAINT = "I have been waiting three weeks for my order and nobody has called me back about it at all."
 
 
-def config_text() -> str:
+def config_text(processes: int = 0) -> str:
     from monitor.web.auth import hash_password
 
-    return (f'[transcription]\nenabled = false\n[ingest]\nprocesses = 0\n'
+    return (f'[transcription]\nenabled = false\n[ingest]\nprocesses = {processes}\n'
             f'[ingest.audiohook.api_keys]\n"{API_KEY}" = "{SECRET}"\n'
             f'[hub.supervisors]\nsup = "{SUPERVISORS["sup"]}"\n'
             f'[hub.agents]\ndana = "{hash_password(AGENT_PASSWORD)}"\n')
@@ -92,10 +92,12 @@ def call8k(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(tmp_path, request):
+    """PostgreSQL, Redis and servers A and B; calls analysed on the servers' threads, or with
+    `@pytest.mark.parametrize("cluster", [N], indirect=True)` in N worker processes each."""
     if not shutil.which("node") or not PEER.exists():
         pytest.fail("the reference AudioHook client needs node and ../shared/peers/audiohook-client")
-    (tmp_path / "config.toml").write_text(config_text())
+    (tmp_path / "config.toml").write_text(config_text(getattr(request, "param", 0)))
     pg = start_postgres()
     redis_port = free_port()
     redis_server = start_redis(redis_port)
@@ -195,6 +197,7 @@ def test_a_call_on_server_a_is_coached_on_the_agents_overlay_on_b_and_replays_fr
     assert a.stop() == 0 and b.stop() == 0
 
 
+@pytest.mark.parametrize("cluster", [0, 2], indirect=True, ids=["threads", "workers"])
 def test_server_a_killed_mid_call_ends_it_as_interrupted_on_b_and_its_audio_plays_from_b(cluster, call8k):
     a, b = cluster.a, cluster.b
     dana = sign_in(b, "dana", AGENT_PASSWORD)

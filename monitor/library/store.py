@@ -3,7 +3,8 @@ call's audio as a stereo FLAC written as the call goes.
 
 Events are committed about once a second, audio flushed about once a second: a monitor killed
 mid-call leaves every event and the audio up to about the last second. A call whose recorder died
-is mended the next time it is opened (its FLAC header rewritten, its duration taken from its events).
+is mended the next time it is opened (its FLAC header rewritten, its duration taken from its events), and
+one whose line was lost to the end (an ingested stream cut off) is closed as `interrupted` too.
 Transcripts come already redacted from the pipeline; with transcription on, the audio is held back
 [store] redact_hold_s before it is encoded and silenced over redacted words (redaction.py,
 docs/privacy.md), so a killed monitor loses that much audio.
@@ -295,6 +296,7 @@ class CallRecorder:
         self._pending: list[tuple] = []
         self._metrics: list[tuple] = []
         self._wpm = {"agent": None, "customer": None}
+        self._lines: dict = {}  # each party's device or line state, from `device` events
         self._last_commit = time.monotonic()  # the last success (a busy database is retried at _next_commit)
         self._next_commit = self._last_commit + commit_every_s
         self.audio = None
@@ -341,6 +343,8 @@ class CallRecorder:
                                       self._wpm["agent"], self._wpm["customer"]))
             elif data["type"] == "pace":
                 self._wpm.update(data["wpm"])
+            elif data["type"] == "device":
+                self._lines[data.get("party")] = data.get("state")
             self._pending.append((self.call_id, self._seq, data["t"], data["type"], json.dumps(data)))
             self._seq += 1
             self.duration = max(self.duration, data["t"])
@@ -367,8 +371,8 @@ class CallRecorder:
             self._guard(self._commit_all)
         if self.audio is not None and self.problem is None:
             self._guard(self._close_audio)
-        if self.problem is None:
-            self._guard(self._finish, "ended")
+        if self.problem is None:  # a call whose line (or device) was lost to the end is kept as interrupted:
+            self._guard(self._finish, "interrupted" if "lost" in self._lines.values() else "ended")  # cut short
         self._let_go()
         if self.db is not None:
             self.db.close()
