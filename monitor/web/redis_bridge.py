@@ -38,9 +38,8 @@ MAX_BATCH_LINES = 2000
 MAX_AGENT_CHARS = 64
 STREAM_MAXLEN = 20_000
 """Entries the stream keeps (about: Redis trims whole nodes). An entry is one batch of up to MAX_BATCH_LINES
-lines: a minute or more of a busy floor (100 calls: about 300 entries a second of a few lines each, some
-10 MB), hours of a quiet one. A subscriber away longer than they cover misses the rest; the floor then
-shows what comes next."""
+lines (bench/scale.py reports how many entries a trial's calls added, and their bytes). A subscriber away
+longer than they cover misses the rest; the floor then shows what comes next."""
 LEASE_S = 3.0
 DEAD_AFTER_S = 5.0
 MAX_BACKOFF_S = 2.0
