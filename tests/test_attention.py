@@ -47,7 +47,7 @@ def test_the_agents_acknowledgement_clears_the_flag():
     feed(call, said(46.0, "agent", "I'm so sorry, I can see why that is frustrating."), levels(46.2))
     tile = call.tile()
     assert not tile["needs_attention"] and tile["reasons"] == ["customer upset, acknowledged"]
-    assert tile["cues_1m"] == 0  # the answered cue no longer counts among the last minute's
+    assert tile["cues_1m"] == 0 and tile["cue"] is None  # the answered cue no longer counts, nor shows
     feed(call, said(50.0, "customer", "Okay, that works. Thank you."), levels(40.0 + CALM_S - 0.4))
     assert call.tile()["upset"]  # not yet calm for CALM_S since the last sign of it (the cue at 40 s)
     feed(call, levels(40.0 + CALM_S + 0.2))

@@ -272,6 +272,7 @@ def test_an_escalating_calls_flag_clears_after_the_agent_acknowledges(full):
     expect(tile).to_have_attribute("data-attention", "false")
     expect(tile).to_have_attribute("data-top", "false")
     expect(tile.locator(".reasons")).to_have_text("customer upset, acknowledged")
+    expect(tile.locator(".cue")).to_have_text("")  # the answered cue is off the tile too
     expect(tile.locator(".mood")).to_have_attribute("data-sign", "pleased")
     expect(alert).to_have_attribute("data-resolved", "true")
     expect(alert.locator("span")).to_have_text("customer upset, not acknowledged")

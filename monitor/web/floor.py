@@ -311,12 +311,16 @@ class CallState:
         conditions = self.conditions() if conditions is None else conditions
         score = self.score(conditions)
         total = self.talk_s["agent"] + self.talk_s["customer"]
+        cue = self.last_cue if self.last_cue and self.last_cue["t"] >= self.t - CUE_WINDOW_S else None
+        if cue and cue["kind"] == "acknowledge" and self.acked_at is not None \
+                and self.acked_at >= cue["t"] - ASR_SLACK_S:
+            cue = None  # answered: the tile no longer says it
         return {
             "call_id": self.call_id, "agent": self.agent, "hub": self.origin, "status": self.status,
             "started_at": self.started_at, "t": round(self.t, 1), "at": self.at, "talking": self.talking,
             "share": round(self.talk_s["agent"] / total, 2) if total > 0 else None,
             "interruptions": dict(self.interruptions), "cues_1m": len(self.counted_cues()),
-            "cue": self.last_cue if self.last_cue and self.last_cue["t"] >= self.t - CUE_WINDOW_S else None,
+            "cue": cue,
             "wpm": self.wpm, "dead_air_s": int(self.dead_air_s), "raised_voice": "raised_voice" in conditions,
             "line": self.line, "attention": score, "needs_attention": score >= ATTENTION,
             "upset": self.upset_since is not None,
