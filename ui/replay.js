@@ -147,11 +147,10 @@ function levelsChunk(n) {
 }
 
 function callDuration() {
-  const lastLevel = summary.length ? summary[summary.length - 1][1] : 0;
+  // The overview's duration_s already covers the call's record, its report and its last level.
   const audioS = Number.isFinite(audio.duration) ? audio.duration : 0;
   return Math.max(data.duration_s || 0, (data.call && data.call.duration_s) || 0,
-                  (data.report && data.report.duration_s) || 0, Math.min(lastLevel, data.duration_s || lastLevel),
-                  audioS, 0.1);
+                  (data.report && data.report.duration_s) || 0, audioS, 0.1);
 }
 
 function renderHeader(call) {

@@ -1,10 +1,16 @@
 """The call library on the web: the list of recorded calls, each call's replay page, data, audio and report.
 
-    /calls                      the calls, newest first (JSON), each with its cue count and scorecard score;
-                                ?agent=NAME, ?from=YYYY-MM-DD, ?to=YYYY-MM-DD (server's local dates, inclusive)
+    /calls                      the calls, newest first (JSON), each with its cue and interruption counts and
+                                scorecard score; ?agent=NAME, ?from=YYYY-MM-DD, ?to=YYYY-MM-DD (server's local
+                                dates, inclusive); `calmline calls` lists the same rows
     /calls/{id}/                replay page (ui/replay.html); /calls/{id} redirects here, so that the page
                                 finds its data and audio beside it by relative URL
-    /calls/{id}/data.json       the call, its events (levels packed as arrays), the report and the scorecard
+    /calls/{id}/overview.json   what the replay page draws first: the call, the report (no transcript), the
+                                timeline's marks and the loudness in SUMMARY_BUCKETS summaries
+    /calls/{id}/events.json     every event but levels, the final transcript and the scorecard
+    /calls/{id}/levels.json     ?chunk=N: the levels of [N, N + 1) x LEVELS_CHUNK_S seconds, packed
+    /calls/{id}/data.json       all of it in one: the call, its events (levels packed as arrays), the report
+                                and the scorecard
     /calls/{id}/audio.flac      the recording, with byte ranges so that the browser can seek
     /calls/{id}/report          the HTML report (monitor/library/report_html)
 
