@@ -37,6 +37,8 @@ MAX_BATCH = 8
 """Finals decoded together in one model call."""
 MAX_HOTWORD_TOKENS = 100
 """Longest prompt of hot words (Whisper's limit is 223; each token costs decoding time)."""
+HOTWORD_PARTIES = {"agent"}
+"""Whose speech is decoded with the hot words: the cue phrases are the agent's."""
 
 KNOWN_HALLUCINATIONS = {"thank you.", "thanks for watching!", "thank you for watching.", "you", "bye.", "."}
 
@@ -102,10 +104,12 @@ class Engine:
     Whisper's encoder is most of the cost and is normally run on a 30 s window however short the
     speech; CTranslate2 also takes a shorter window, so each batch is encoded on its longest spurt
     plus half a second, but at least MIN_WINDOW_S (half the encoder's cost for short spurts).
-    Decoding is greedy without timestamp tokens and without any previous text, but with `hotwords`
-    (the cue phrases, [transcription] hotwords) as Whisper's prompt, as faster-whisper's own `hotwords`
-    does: tiny.en then hears "calm down" where it heard "come down" (bench/word_cues.py measures the gain
-    and the cost). Word times come from the cross-attention alignment.
+    Decoding is greedy without timestamp tokens and without any previous text, but the agent's jobs get
+    `hotwords` (cue phrases tiny.en mishears, [transcription] hotwords) as Whisper's prompt, as
+    faster-whisper's own `hotwords` does: tiny.en then hears "calm down" where it heard "come down"
+    (bench/word_cues.py measures gain and cost). The customer's speech is decoded without: the cue
+    phrases are the agent's, and a prompt shifts the words of other speech too. Word times come from the
+    cross-attention alignment.
     """
 
     runs = 0
@@ -119,13 +123,26 @@ class Engine:
         self.min_frames = int(MIN_WINDOW_S * 100)
         self.tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
         hot = self.tok.encode(" " + hotwords.strip())[-MAX_HOTWORD_TOKENS:] if hotwords.strip() else []
-        self.prompt = ([self.tok.sot_prev] + hot if hot else []) + list(self.tok.sot_sequence) + [self.tok.no_timestamps]
+        self.plain = list(self.tok.sot_sequence) + [self.tok.no_timestamps]
+        self.prompt = ([self.tok.sot_prev] + hot if hot else []) + self.plain
         self.lock = threading.Lock()  # one decode at a time: it uses every thread the model was given
 
     def transcribe(self, jobs: list[Job]) -> list[Result]:
+        Engine.runs += 1
+        # CTranslate2 wants one prompt length per batch: jobs with and without hot words go apart.
+        hot = [job.key[-1] in HOTWORD_PARTIES and self.prompt != self.plain for job in jobs]
+        results: list[Result | None] = [None] * len(jobs)
+        for group in (True, False):
+            picked = [i for i, h in enumerate(hot) if h == group]
+            if picked:
+                done = self._transcribe([jobs[i] for i in picked], self.prompt if group else self.plain)
+                for i, result in zip(picked, done):
+                    results[i] = result
+        return results
+
+    def _transcribe(self, jobs: list[Job], prompt: list[int]) -> list[Result]:
         import ctranslate2
 
-        Engine.runs += 1
         feats = [self.model.feature_extractor(job.audio) for job in jobs]
         frames = [f.shape[1] for f in feats]
         width = min(3000, max(self.min_frames, -(-(max(frames) + 50) // 100) * 100))
@@ -133,7 +150,7 @@ class Engine:
         with self.lock:
             encoded = self.model.model.encode(ctranslate2.StorageView.from_array(batch.astype(np.float32)))
             decoded = self.model.model.generate(
-                encoded, [self.prompt] * len(jobs), beam_size=self.beam_size, max_length=224 + len(self.prompt),
+                encoded, [prompt] * len(jobs), beam_size=self.beam_size, max_length=224 + len(prompt),
                 return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])
             tokens = [r.sequences_ids[0] if not _hallucinated(self.tok.decode(r.sequences_ids[0]), r.no_speech_prob,
                                                               r.scores[0]) else [] for r in decoded]
