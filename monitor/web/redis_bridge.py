@@ -90,7 +90,12 @@ class RedisBridge:
                        asyncio.create_task(self._supervised("subscribe", self._subscribe)),
                        asyncio.create_task(self._supervised("lease", self._leases))]
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float = 2.0) -> None:
+        """Append what is still queued (the call_ends of a stopping server's calls), then stop the jobs."""
+        deadline = time.monotonic() + drain_s
+        while self.outgoing and self.healthy and time.monotonic() < deadline:
+            self.wake.set()
+            await asyncio.sleep(0.02)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
