@@ -76,7 +76,7 @@ def cpu_of(pids: list[int]) -> float:
     return total
 
 
-def run(mode: str, calls: int, seconds: float, audio: np.ndarray, data: Path) -> dict:
+def run(mode: str, calls: int, seconds: float, audio: np.ndarray, data: Path, call_threads: int = 0) -> dict:
     lags: list[float] = []
     loop_lags: list[float] = []
     config = Config()
@@ -85,7 +85,7 @@ def run(mode: str, calls: int, seconds: float, audio: np.ndarray, data: Path) ->
     pool = workers = None
     ends = []
     if mode == "processes":
-        pool = ProcessPool(PoolOptions(config, str(data), False, os.cpu_count() or 1))
+        pool = ProcessPool(PoolOptions(config, str(data), False, os.cpu_count() or 1, call_threads=call_threads))
         pool.start()
         posts = []
         for i in range(calls):
@@ -145,7 +145,7 @@ def run(mode: str, calls: int, seconds: float, audio: np.ndarray, data: Path) ->
         return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
     total = cpu + cpu_kids
-    return {"mode": mode, "calls": calls, "blocks_analysed": len(lags), "blocks_posted": calls * k,
+    return {"mode": mode, "calls": calls, "call_threads": call_threads if pool else None, "blocks_analysed": len(lags), "blocks_posted": calls * k,
             "block_wait_ms": {"p50": ms(lags, 50), "p95": ms(lags, 95), "max": ms(lags, 100)},
             "loop_wake_late_ms": {"p95": ms(loop_lags, 95), "max": ms(loop_lags, 100)},
             "cpu_s": {"this_process": round(cpu, 1), "worker_processes": round(cpu_kids, 1)},
@@ -157,14 +157,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--modes", default="threads,processes,threads,processes")
+    parser.add_argument("--modes", default="threads,processes,threads,processes",
+                        help="threads, processes, or processes:T (T threads per worker process)")
     args = parser.parse_args()
     channels = interrupting_call(2)
     audio = soxr.resample(np.stack([channels["customer"], channels["agent"]], 1), 16000, RATE).astype(np.float32)
     out = {"benchmark": "ingest_workers", "cores": os.cpu_count(), "runs": []}
     for mode in args.modes.split(","):  # interleaved: the machine is shared
+        mode, _, threads = mode.partition(":")
         with tempfile.TemporaryDirectory() as data:
-            out["runs"].append(run(mode, args.calls, args.seconds, audio, Path(data)))
+            out["runs"].append(run(mode, args.calls, args.seconds, audio, Path(data), int(threads or 0)))
         print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
     print(json.dumps(out))
 

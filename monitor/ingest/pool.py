@@ -29,9 +29,12 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from ..config import Config
 
@@ -64,6 +67,7 @@ class PoolOptions:
     processes: int
     log_level: int = logging.WARNING
     store_url: str = ""          # the store's backend, as `open_store` takes it (empty: SQLite in data_dir)
+    call_threads: int = 0        # threads running each worker's calls (0: CALL_THREADS)
 
 
 @dataclass
@@ -272,52 +276,46 @@ class _Worker:
 # ---- inside a worker process ----
 
 class _Outbox:
-    """What a worker sends back, gathered by its call threads and sent by one thread in one write at most
-    every FLUSH_S (events, acknowledgements and finished calls, in the order they happened)."""
+    """What a worker sends back, gathered from its call threads and sent by one thread in one write every
+    FLUSH_S: events, acknowledgements and finished calls, in the order they happened. The call threads
+    only append (no lock, no wake-up per event: a notify per event cost more than the write)."""
 
     def __init__(self, conn):
         self.conn = conn
-        self.items: list = []
-        self.acks: dict[int, int] = {}
-        self.cv = threading.Condition()
-        self.closed = False
+        self.items: deque = deque()
+        self.acks: deque = deque()
+        self.closed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ingest-outbox", daemon=True)
         self.thread.start()
 
     def publisher(self, key: int) -> Callable:
+        items = self.items
+
         def publish(event) -> None:
-            self.put(("ev", key, event))
+            items.append(("ev", key, event))
         return publish
 
     def put(self, item) -> None:
-        with self.cv:
-            self.items.append(item)
-            self.cv.notify()
+        self.items.append(item)
 
     def ack(self, key: int, samples: int) -> None:
-        with self.cv:
-            self.acks[key] = self.acks.get(key, 0) + samples
-            self.cv.notify()
+        self.acks.append((key, samples))
 
     def close(self) -> None:
         """Send what is left and stop."""
-        with self.cv:
-            self.closed = True
-            self.cv.notify()
+        self.closed.set()
         self.thread.join(10)
 
     def _run(self) -> None:
         while True:
-            with self.cv:
-                self.cv.wait_for(lambda: self.items or self.acks or self.closed)
-                closed = self.closed
-            if not closed:
-                time.sleep(FLUSH_S)  # gather what the other calls send meanwhile: one write, not dozens
-            with self.cv:
-                items, self.items = self.items, []
-                if self.acks:
-                    items.append(("ack", self.acks))
-                    self.acks = {}
+            closed = self.closed.wait(FLUSH_S)
+            items = [self.items.popleft() for _ in range(len(self.items))]
+            if self.acks:
+                acks: dict[int, int] = {}
+                for _ in range(len(self.acks)):
+                    key, samples = self.acks.popleft()
+                    acks[key] = acks.get(key, 0) + samples
+                items.append(("ack", acks))
             if items:
                 try:
                     self.conn.send_bytes(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL))
@@ -336,6 +334,18 @@ def worker_config(options: PoolOptions, config: Config) -> Config:
     return dataclasses.replace(config, transcription=dataclasses.replace(config.transcription, threads=threads))
 
 
+def _warm_up(config: Config, transcribe: bool | None, pipeline) -> None:
+    """Everything a call loads on first use, loaded before the worker says it is ready: the VAD, the speech
+    model when transcribing, and librosa's pitch tracker for the customer's sentiment (its import and
+    JIT compile take seconds of CPU that would otherwise land on the first calls)."""
+    pipeline(config, call_id="warm-up", transcribe=transcribe, live=True).close()
+    sentiment = getattr(config, "sentiment", None)
+    if sentiment is not None and sentiment.enabled and getattr(sentiment, "pitch", False):
+        from ..analysis.sentiment import median_pitch
+
+        median_pitch(np.zeros(16000, np.float32), wait=True)
+
+
 def worker_main(conn, options: PoolOptions) -> None:
     """A worker process: open the store, load the models, then run calls as the server's messages say.
 
@@ -351,10 +361,9 @@ def worker_main(conn, options: PoolOptions) -> None:
     from .workers import Workers
 
     store = open_store(Path(options.data_dir), options.store_url) if options.data_dir else None
-    Pipeline(worker_config(options, options.config), call_id="warm-up", transcribe=options.transcribe,
-             live=True).close()
+    _warm_up(worker_config(options, options.config), options.transcribe, Pipeline)
     out = _Outbox(conn)
-    threads = Workers(CALL_THREADS, name="ingest-call")
+    threads = Workers(options.call_threads or CALL_THREADS, name="ingest-call")
     calls: dict[int, object] = {}   # key -> the call's actor, while it runs
     lock = threading.Lock()
     all_done = threading.Condition(lock)
