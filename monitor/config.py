@@ -93,15 +93,25 @@ class OwnTheProblemConfig:
     enabled: bool = True
     # Patterns (monitor/analysis/phrases.py: stems, a word between, a|b, [optional], ..., {any order},
     # !innocent use, one misheard word).
-    phrases: list = _phrases("it|that|this is [just] our|company|the policy", "policy says|states|requires",
-                             "policy do|does|will not", "per|against|under|to our|company|the policy",
-                             "company policy", "our policy", "!read|explain|check|send|show ... policy",
-                             "!policy covers|includes|protects", "nothing [more|else] i|we can do",
-                             "not something i|we can|handle|do|deal",
-                             "we do not handle|deal|do", "you [will|would] need|have to contact|call|take|speak|ask",
-                             "!not need|have to", "not able|allowed to do|help|change", "can not do anything",
-                             "calm down", "not my department|job|problem|responsibility|fault", "out of my hands",
-                             "we|i are|am not responsible", "system will|does not let|allow", "those|these are the rules")
+    phrases: list = _phrases("it|that|this is [just] our|company|the policy",
+                             "policy|rules say|states|requires", "policy|rules do|does|will not",
+                             "per|against|under|to our|company|the policy", "company|strict|store policy",
+                             "our policy", "!read|explain|check|send|show ... policy",
+                             "!policy covers|includes|protects", "policy is policy", "rules are rules",
+                             "not|nothing [much|anything|more|else] i|we can do",
+                             "not something i|we can|handle|do|deal", "we do not handle|deal|do",
+                             "you ... need|have to contact|call|ring|phone|take|speak|ask|go",
+                             "you ... take it|that|this up with", "!not need|have to", "!thank you",
+                             "!if|do you need|have",
+                             "not able|allowed|authorised|authorized|permitted to do|help|change|give|offer|refund|make",
+                             "can not do anything", "calm down",
+                             "not my department|job|problem|responsibility|fault|call|decision",
+                             "not up to me", "nothing to do with me|us", "out of my hands", "hands are tied",
+                             "pay grade", "outside ... allowed|remit|control", "we|i are|am not responsible",
+                             "system will|does not let|allow", "those|these are the rules",
+                             "can not help [you] with", "no way for me|us to", "you ... get in touch",
+                             "you must|should contact|call|ring|phone", "just how it works|is",
+                             "not make [an] exception|exceptions")
     cooldown_s: float = 20.0
 
 
