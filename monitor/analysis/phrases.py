@@ -12,7 +12,8 @@ A phrase is words (case, punctuation and contractions do not matter: "there's" i
     !read you our       an innocent use: a match that shares a word with it says nothing
 
 One word of a match (not the only one, at least four letters) may be misheard: it counts when it
-starts with the same sound and its metaphone key is close ("come down" for "calm down").
+starts with the same sound and its metaphone key is close ("come down" for "calm down"). Innocent
+uses are matched as written.
 """
 
 from __future__ import annotations
@@ -191,9 +192,10 @@ class PhraseSet:
 
 
 def _matches(pattern: Pattern, heard: list[str], stems: list[str]):
-    """Every place the pattern is heard, at most one word misheard (never the only word heard)."""
+    """Every place the pattern is heard, at most one word misheard (never the only word heard; never in
+    an innocent use, which must be heard as written to silence anything)."""
     slots = pattern.slots
-    needed = sum(not s.optional for s in slots)
+    needed = sum(not s.optional for s in slots) if not pattern.innocent else 0
 
     def extend(i: int, pos: int, start: int | None, fuzzy: str | None, exact: int):
         if i == len(slots):
@@ -207,9 +209,10 @@ def _matches(pattern: Pattern, heard: list[str], stems: list[str]):
         for j in range(first, last):
             if stems[j] in slot.stems:
                 yield from extend(i + 1, j + 1, j if start is None else start, fuzzy, exact + 1)
-            elif fuzzy is None and needed > 1 and not slot.optional \
-                    and any(sounds_like(heard[j], w) for w in slot.written):
-                yield from extend(i + 1, j + 1, j if start is None else start, slot.written[0], exact)
+            elif fuzzy is None and needed > 1 and not slot.optional:
+                meant = next((w for w in slot.written if sounds_like(heard[j], w)), None)
+                if meant:
+                    yield from extend(i + 1, j + 1, j if start is None else start, meant, exact)
 
     seen = set()
     for match in extend(0, 0, None, None, 0):
