@@ -104,8 +104,65 @@ INNOCENT = [  # ordinary agent lines
     "Let me put you on a short hold while I check.",
     "I'm sorry about the delay, that should not have happened.",
 ]
+LATER_DEFLECTIONS = [  # written after the default list was first tuned on the lines above (see LATER below)
+    "Sorry, that's the rules, there's not much I can do.",
+    "You're going to have to ring the supplier yourself.",
+    "I don't deal with billing, you'd need to phone them.",
+    "Company rules say I can't give you a discount.",
+    "That falls outside what I'm allowed to do.",
+    "You should really take it up with your bank.",
+    "Honestly, my hands are tied.",
+    "That's above my pay grade.",
+    "We have a strict policy on that.",
+    "There isn't anything I can do for you.",
+    "I'm not authorised to change that.",
+    "Policy is policy, I'm afraid.",
+    "I'm afraid that's just how it works here.",
+    "You'll want to get in touch with the courier directly.",
+    "We can't make exceptions to the policy.",
+    "That's something the warehouse deals with, not us.",
+    "I really can't help you with that one.",
+    "There's no way for me to do that.",
+    "You must contact customer relations by email.",
+    "That decision is not up to me.",
+    "Unfortunately my system doesn't allow that.",
+    "The rules don't let me refund it.",
+    "I'm not permitted to give out that information.",
+    "Please calm down so I can help you.",
+]
+LATER_INNOCENT = [
+    "I'll ring the supplier for you right now.",
+    "Let me see what I can do about that discount.",
+    "I'm allowed to waive the fee this time.",
+    "Our privacy policy protects your data.",
+    "I can phone the bank with you on the line.",
+    "Let me take this up with my manager for you.",
+    "I'll come back to you within the hour.",
+    "I've checked the rules and you are entitled to a refund.",
+    "There's plenty we can do here.",
+    "Our engineers handle this every day.",
+    "You won't need to do anything else.",
+    "I'm happy to stay on the line while we sort it.",
+    "I'll get in touch with the courier for you.",
+    "We made an exception for you this time.",
+    "I can help you with that one.",
+    "Here is a way for me to fix that today.",
+    "Your contact details are up to date.",
+    "The system allows me to refund it right away.",
+    "Let me go over the policy with you so nothing surprises you.",
+    "I'm permitted to offer you a voucher.",
+    "It's up to you which option you prefer.",
+    "I can see why you would want that.",
+    "The warehouse deals with it and I'll follow up myself.",
+    "Please hold on while I calm the system down and restart it.",
+]
+LATER = [(t, True, "later_deflection") for t in LATER_DEFLECTIONS] + [(t, False, "later_innocent") for t in LATER_INNOCENT]
+"""Lines written in two rounds after the first list, each scored as text before the list was widened for
+it: round one 0/12 deflections heard (0 of 12 innocent lines cued), round two 5/12 (0 of 12); the list
+now hears 23 of 24. So these measure the list's reach less than the first lines did; a new phrasing
+is still likely to be missed."""
 LINES = ([(t, True, "deflection") for t in DEFLECTIONS] + [(t, True, "paraphrase") for t in PARAPHRASES]
-         + [(t, False, "near_miss") for t in NEAR_MISSES] + [(t, False, "innocent") for t in INNOCENT])
+         + [(t, False, "near_miss") for t in NEAR_MISSES] + [(t, False, "innocent") for t in INNOCENT] + LATER)
 VOICES = ["en-us", "en-gb"]
 
 
@@ -211,6 +268,7 @@ def main(argv):
     out = {"benchmark": "word_cues", "lines": len(lines), "voices": voices,
            "utterances": len(lines) * len(voices),
            "text_only": score(text_only(base)),
+           "text_only_later_lines": score([r for r in text_only(base) if r["kind"].startswith("later")]),
            "hotwords": base.transcription.hotwords}
     transcriber.load_model(base.transcription.model_dir, base.transcription.compute_type, base.transcription.threads)
     every = phrase_set(tuple(base.cues.own_the_problem.phrases)).hotwords()
