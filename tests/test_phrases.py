@@ -28,6 +28,9 @@ def fires(text: str, phrases=DEFLECTIONS) -> bool:
     "You'll need to call them directly.",
     "That isn't my job.",
     "Ma'am, you need to calm down.",
+    "There isn't anything I can do for you.",
+    "You're going to have to ring the supplier yourself.",
+    "We can't make exceptions to the policy.",
 ])
 def test_default_deflections_hear_paraphrases(line):
     assert fires(line)
@@ -43,6 +46,8 @@ def test_default_deflections_hear_paraphrases(line):
     "Let me contact the manufacturer for you.",
     "That's not a problem at all.",
     "I'm able to issue a refund today.",
+    "Thank you, I need to call the warehouse and I will ring you back.",
+    "Let me take this up with my manager for you.",
 ])
 def test_default_deflections_leave_innocent_lines_alone(line):
     assert not fires(line)
@@ -80,7 +85,9 @@ def test_innocent_uses_silence_only_the_words_they_share():
     ps = PhraseSet(["our policy", "calm down", "!read ... policy"])
     assert ps.find("let me read you our delivery policy") is None
     assert ps.find("let me read you our policy, and please calm down").phrase == "calm down"
-    assert ps.find("it is our policy, read it") .phrase == "our policy"  # "read" comes after: no innocent match
+    assert ps.find("it is our policy, read it").phrase == "our policy"  # "read" comes after: no innocent match
+    # an innocent use is heard as written: "exceptions" is not a misheard "explain"
+    assert PhraseSet(["make exceptions", "!explain ... policy"]).find("we can't make exceptions to the policy")
 
 
 def test_acknowledgement_then_but_is_no_acknowledgement():
