@@ -8,7 +8,11 @@ on that stream times each cue from the moment its condition was met, in audio ti
 
 - acoustic: the largest N with cue latency p95 <= 0.25 s and no audio dropped (target: 100 calls);
 - transcription: the largest N with final-transcript latency p95 <= 2 s (target: 10 calls);
-- at each N: the server's CPU (share of one core per call), its RSS, and RSS per call.
+- at each N: the CPU of the server and its ingest worker processes (share of one core per call, and
+  the server process's part apart), their RSS together, and RSS per call.
+
+The server runs the calls in worker processes, one per core (`[ingest] processes` -1); `--processes 0`
+runs them on threads of the server process, as before the pool, for comparison.
 
 Prints JSON. `--counts` and `--transcribe-counts` choose the N tried (in order; a failing N stops the
 climb, after a second try, since other work on the machine can spoil a trial). Each trial runs for
