@@ -2,7 +2,8 @@
 a store as a monitor would have recorded it (levels every 0.2 s, stats every second, talk spurts with their
 transcripts and pace, overlaps, interruptions and a cue every ~11 s; a real FLAC of quiet noise), served
 by the real library (uvicorn) and opened in Debian's chromium. "first_draw_ms" is from navigation to the
-timeline's first drawing (performance mark "calmline-first-draw" in ui/replay.js). Prints JSON.
+timeline's first drawing (performance mark "calmline-first-draw" in ui/replay.js), "overview_fetch_ms" the
+request for overview.json (the server builds a call's pieces on its first, "cold", request). Prints JSON.
 
     .venv/bin/python bench/replay_open.py [--minutes 120] [--runs 3]
 """
@@ -131,6 +132,8 @@ def first_draw(browser, url: str) -> dict:
         return page.evaluate("""() => ({
             first_draw_ms: performance.getEntriesByName('calmline-first-draw')[0].startTime,
             loaded_ms: (performance.getEntriesByName('calmline-loaded')[0] || {}).startTime,
+            overview_ms: performance.getEntriesByType('resource').filter((r) => /overview.json/.test(r.name))
+                         .map((r) => r.responseEnd - r.requestStart)[0],
             bytes: performance.getEntriesByType('resource').filter((r) => /json/.test(r.name))
                    .reduce((sum, r) => sum + (r.transferSize || 0), 0)})""")
     finally:
@@ -141,14 +144,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=120.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-audio", action="store_true", help="no FLAC (the page then loads only its data)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as data:
         store = Store(Path(data))
         start = time.perf_counter()
-        events = record_call(store, "long", args.minutes)
-        record_call(store, "short", 5.0, seed=2)
+        events = record_call(store, "long", args.minutes, audio=not args.no_audio)
+        record_call(store, "short", 5.0, audio=not args.no_audio, seed=2)
         written = time.perf_counter() - start
         options = WebOptions(port=0)
         server = WebServer(build_app(options, [LibraryPart(store)]), options)
@@ -161,6 +165,8 @@ def main() -> None:
                     runs = [first_draw(browser, f"{server.url}calls/{name}/") for _ in range(args.runs + 1)]
                     cold, warm = runs[0], runs[1:]
                     results[name] = {"cold_first_draw_ms": round(cold["first_draw_ms"]),
+                                     "cold_overview_fetch_ms": round(cold["overview_ms"]),
+                                     "overview_fetch_ms_median": round(statistics.median(r["overview_ms"] for r in warm)),
                                      "first_draw_ms_median": round(statistics.median(r["first_draw_ms"] for r in warm)),
                                      "loaded_ms_median": round(statistics.median(r["loaded_ms"] or 0 for r in warm)),
                                      "json_bytes": cold["bytes"]}
@@ -171,7 +177,7 @@ def main() -> None:
     kinds: dict[str, int] = {}
     for e in events:
         kinds[e["type"]] = kinds.get(e["type"], 0) + 1
-    print(json.dumps({"minutes": args.minutes, "events": len(events), "cues": kinds.get("cue", 0),
+    print(json.dumps({"minutes": args.minutes, "audio": not args.no_audio, "events": len(events), "cues": kinds.get("cue", 0),
                       "levels": kinds.get("levels", 0), "write_s": round(written, 1), "runs": args.runs,
                       "long": results["long"], "short_5min": results["short"]}))
 

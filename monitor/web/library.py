@@ -22,6 +22,7 @@ A call still being recorded can be replayed: data.json is rebuilt when its event
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import html
 import inspect
@@ -228,6 +229,7 @@ class LibraryPart:
         self._cache: OrderedDict[str, tuple[tuple, dict, dict]] = OrderedDict()
         self._scores: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
         self._stored: dict | None = None
+        self._warming: set[asyncio.Future] = set()  # pieces being worked out ahead of the page's request
         self.routes = [
             Route("/calls", self.list_calls, methods=["GET"]),
             Route("/library", self.list_page, methods=["GET"]),
@@ -300,7 +302,16 @@ class LibraryPart:
         call = await self._call(request)
         if isinstance(call, Response):
             return call
+        # The page asks for overview.json once its script runs: work out the call's pieces meanwhile.
+        task = asyncio.ensure_future(self._read(self._data, call["id"], "overview"))
+        self._warming.add(task)
+        task.add_done_callback(self._warmed)
         return FileResponse(ui_dir() / "replay.html")
+
+    def _warmed(self, task: asyncio.Future) -> None:
+        self._warming.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # the page's own request will say what failed
+            log.warning("replay data of a call not prepared: %s", task.exception())
 
     async def data(self, request: Request) -> Response:
         return await self._piece(request, "data")
