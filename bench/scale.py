@@ -37,6 +37,7 @@ PEER = Path("/work/shared/peers/audiohook-client/dist/client/src/index.js")
 API_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"
 SECRET = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
 PASSWORD = "bench-password-long-enough"
+PCM_TOKEN = "bench-pcm-token-0123456789"
 CUE_P95_S = 0.25
 
 
@@ -114,7 +115,22 @@ async def watch(port: int, cookie: str, agents: list[str], results: dict, stop: 
     await asyncio.gather(*(one(agent) for agent in agents), return_exceptions=True)
 
 
-def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: int, servers: int) -> dict:
+def send_pcm_calls(jobs: list[tuple[str, str]], wav: str, spread_s: float) -> None:
+    """In a process of its own: one PCM stream per (url, agent), on threads, started `spread_s` apart."""
+    from senders import send_pcm
+
+    threads = []
+    for url, agent in jobs:
+        thread = threading.Thread(target=send_pcm, args=(url, wav, PCM_TOKEN, agent))
+        thread.start()
+        threads.append(thread)
+        time.sleep(spread_s)
+    for thread in threads:
+        thread.join()
+
+
+def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: int, servers: int,
+          client: str = "audiohook") -> dict:
     import numpy as np
 
     import redis
@@ -136,7 +152,16 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
         peak = [rss_mb(p.pid) for p, _, _ in procs]
         t0 = time.monotonic()
         spread = call_s / 3 / max(1, n)
-        for i, agent in enumerate(agents):
+        if client == "pcm":  # one light sender process for every call
+            import multiprocessing
+
+            jobs = [(f"ws://127.0.0.1:{procs[i % servers][1]}/ingest/pcm", agent) for i, agent in enumerate(agents)]
+            sender = multiprocessing.get_context("spawn").Process(target=send_pcm_calls, args=(jobs, str(wav), spread))
+            sender.start()
+            sender.poll = lambda s=sender: None if s.is_alive() else s.exitcode  # as the node clients answer
+            sender.kill = sender.terminate
+            clients.append(sender)
+        for i, agent in enumerate(agents if client == "audiohook" else []):
             port = procs[i % servers][1]
             clients.append(subprocess.Popen(
                 ["node", str(PEER), "--uri", f"ws://127.0.0.1:{port}/ingest/audiohook", "--api-key", API_KEY,
@@ -155,9 +180,9 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
     finally:
         stop.set()
         listener.join(timeout=10)
-        for client in clients:
-            if client.poll() is None:
-                client.kill()
+        for sender in clients:
+            if sender.poll() is None:
+                sender.kill()
         for proc, _, _ in procs:
             proc.terminate()
         for proc, _, _ in procs:
@@ -172,7 +197,7 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
     lat = [d for _, d in results["cues"]]
     remote = [d for agent, d in results["cues"] if servers > 1 and agents.index(agent) % servers != servers - 1]
     return {
-        "servers": servers, "calls": n, "finished": len(results["ended"]), "cues": len(lat),
+        "servers": servers, "calls": n, "client": client, "finished": len(results["ended"]), "cues": len(lat),
         "cue_p50_s": pct(lat, 50), "cue_p95_s": pct(lat, 95), "cue_max_s": pct(lat, 100),
         "cue_p95_other_server_s": pct(remote, 95),
         "cpu_cores_per_server": [round(c / wall, 2) for c in cpu],
@@ -194,6 +219,9 @@ def main() -> None:
     parser.add_argument("--counts", default="8,16", help="calls per trial, climbed in order (comma-separated)")
     parser.add_argument("--rounds", type=int, default=4, help="interruption rounds in the call (its length)")
     parser.add_argument("--servers", default="1,2", help="scenarios to run: 1 (one server), 2 (two), or both")
+    parser.add_argument("--client", choices=["audiohook", "pcm"], default="audiohook",
+                        help="the reference AudioHook client (a node process per call) or PCM streams (one "
+                             "Python process for all: lighter on a small machine)")
     args = parser.parse_args()
     counts = [int(x) for x in args.counts.split(",")]
 
@@ -212,7 +240,7 @@ def main() -> None:
         out["call_s"] = round(call_s, 1)
         (tmp / "config.toml").write_text(
             f'[transcription]\nenabled = false\n[ingest]\nprocesses = 0\n'
-            f'[ingest.audiohook.api_keys]\n"{API_KEY}" = "{SECRET}"\n'
+            f'[ingest.pcm]\ntoken = "{PCM_TOKEN}"\n[ingest.audiohook.api_keys]\n"{API_KEY}" = "{SECRET}"\n'
             f'[hub]\nmax_calls_per_agent = 8\n[hub.supervisors]\nsup = "{hash_password(PASSWORD)}"\n')
         pg = start_postgres()
         redis_port = free_port()
@@ -223,7 +251,8 @@ def main() -> None:
                     continue
                 trials = []
                 for n in counts:
-                    result = trial(tmp, pg.url, f"redis://127.0.0.1:{redis_port}/0", wav, call_s, n, servers)
+                    result = trial(tmp, pg.url, f"redis://127.0.0.1:{redis_port}/0", wav, call_s, n, servers,
+                                   args.client)
                     print(json.dumps(result), file=sys.stderr, flush=True)
                     trials.append(result)
                     if result["cue_p95_s"] is None or result["cue_p95_s"] > 4 * CUE_P95_S:

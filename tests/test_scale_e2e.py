@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -165,14 +166,38 @@ def library(server, cookie: str) -> list[dict]:
     return json.loads(response.data)
 
 
-def test_a_call_on_server_a_is_coached_on_the_agents_overlay_on_b_and_replays_from_b(cluster, call8k):
+def in_library(server, cookie: str, call_id: str, status: str, limit: float = 60.0) -> dict:
+    """The call's row once the library lists it with `status` (a failure shows what it listed instead)."""
+    deadline = time.monotonic() + limit
+    while True:
+        rows = library(server, cookie)
+        mine = [r for r in rows if r["id"] == call_id and r["status"] == status]
+        if mine:
+            return mine[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"call {call_id} not {status} in server {server.name}'s library: {rows}")
+        time.sleep(0.25)
+
+
+def test_a_call_on_server_a_is_coached_on_the_agents_overlay_on_b_and_replays_from_b(cluster, call8k, browser):
+    from playwright.sync_api import expect
+
     a, b = cluster.a, cluster.b
+    page = browser.new_context(viewport={"width": 360, "height": 240}).new_page()
+    page.goto(b.url)  # the agent signs in on server B in chromium, as they would
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", AGENT_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
     dana = sign_in(b, "dana", AGENT_PASSWORD)
-    overlay = Overlay(b, dana)
+    overlay = Overlay(b, dana)  # and a second overlay stream, read message by message
     sup_b = login(b)
     floor_b = Floor(b, sup_b)
     client = start_call(a, call8k)
+    expect(page.locator("#call")).to_have_text("Live call", timeout=30_000)
     wait_until(lambda: "call_summary" in overlay.kinds(), "the call's end on the overlay on B", 90)
+    expect(page.locator("#cue-box")).to_have_attribute("data-idle", re.compile(r"^Call ended · [1-9]\d* cue"))
+    page.context.close()
     assert client.wait(timeout=30) == 0, client.stderr.read()
     kinds = overlay.kinds()
     call_id = overlay.got[kinds.index("call_start")]["call_id"]
@@ -180,9 +205,8 @@ def test_a_call_on_server_a_is_coached_on_the_agents_overlay_on_b_and_replays_fr
     floor_b.wait(lambda: call_id in floor_b.tiles or call_id in floor_b.ended, "the call on B's floor", 10)
     wait_until(lambda: any(m["type"] == "call_summary" and "score" in m for m in overlay.got),
                "the score from the shared library on B's overlay", 30)
-    rows = wait_until(lambda: [r for r in library(b, dana) if r["id"] == call_id and r["status"] == "ended"],
-                      "the call in B's library", 30)
-    assert rows[0]["agent"] == "dana" and rows[0]["cues"] == kinds.count("cue")
+    row = in_library(b, dana, call_id, "ended")
+    assert row["agent"] == "dana" and row["cues"] == kinds.count("cue")
     assert [r["id"] for r in library(a, sign_in(a, "dana", AGENT_PASSWORD))] == [call_id]  # one library
     data = json.loads(get(b, f"/calls/{call_id}/data.json", sup_b).data)
     assert data["call"]["status"] == "ended" and data["events"][-1]["type"] == "call_end"
@@ -213,9 +237,8 @@ def test_server_a_killed_mid_call_ends_it_as_interrupted_on_b_and_its_audio_play
     floor_b.wait(lambda: call_id in floor_b.ended, "the call ended on B's floor", 30)
     end = wait_until(lambda: [m for m in overlay.got if m["type"] == "call_end"], "call_end on the overlay", 10)[0]
     assert end.get("interrupted") is True
-    rows = wait_until(lambda: [r for r in library(b, sup_b) if r["id"] == call_id and r["status"] == "interrupted"],
-                      "the call interrupted in B's library", 40)
-    assert rows[0]["duration_s"] >= 5.0
+    row = in_library(b, sup_b, call_id, "interrupted")
+    assert row["duration_s"] >= 5.0
     audio = get(b, f"/calls/{call_id}/audio.flac", sup_b)
     assert audio.status == 200
     samples, rate = sf.read(io.BytesIO(audio.data))
@@ -268,13 +291,12 @@ def test_postgres_stopped_for_5_s_loses_no_rows(cluster, call8k):
     cluster.pg.start()
     wait_until(lambda: "call_summary" in overlay_b.kinds(), "the call's end on B", 90)
     assert client.wait(timeout=30) == 0
-    rows = wait_until(lambda: [r for r in library(b, sup_b) if r["id"] == call_id and r["status"] == "ended"],
-                      "the call ended in the library", 40)
+    row = in_library(b, sup_b, call_id, "ended")
     data = json.loads(get(b, f"/calls/{call_id}/data.json", sup_b).data)
     stored = [(e["t"], e["type"]) for e in data["events"] if e["type"] in ("cue", "talk_end", "interruption")]
     live = [(m["t"], m["type"]) for m in overlay_b.got if m["type"] in ("cue", "talk_end", "interruption")]
     assert stored == live and len(stored) > 3
     assert any("PostgreSQL back after" in line for line in a.lines), "".join(a.lines)[-2000:]  # it was away
     times = [row[0] for row in data["levels"]]  # levels all through the call: no hole where PostgreSQL was away
-    assert times[0] < 1.0 and times[-1] > rows[0]["duration_s"] - 1.0 and max(np.diff(times)) < 0.5
+    assert times[0] < 1.0 and times[-1] > row["duration_s"] - 1.0 and max(np.diff(times)) < 0.5
     overlay_b.close()
