@@ -218,3 +218,38 @@ def test_calls_has_a_header_columns_and_filters(call, tmp_path):
     assert json.loads(calmline("calls", "--data-dir", data, "--json", "--until", yesterday).stdout) == []
     assert "no recorded calls" in calmline("calls", "--data-dir", data, "--agent", "bob").stdout
     one_line_error(calmline("calls", "--data-dir", data, "--since", "yesterday"), "--since", "2026-12-01")
+
+
+def test_analyze_at_a_terminal_shows_a_progress_bar(long_call):
+    """stderr on a real pseudo-terminal (100 columns): a bar redrawn in place, gone at the end."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "analyze", str(long_call), "--no-transcribe",
+                            "--no-record"], cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = run.communicate(timeout=120)
+    os.close(master)
+    assert run.returncode == 0 and "Call id:" in out
+    frames = [f for f in shown.decode("utf-8", "replace").split("\r") if f.strip()]
+    bars = [f for f in frames if f.startswith("analysing") and "s audio" in f]
+    assert len(bars) >= 3 and all("/127 s audio" in bar for bar in bars)
+    assert [int(bar.split("%")[0].split()[-1]) for bar in bars] == sorted(int(bar.split("%")[0].split()[-1]) for bar in bars)
+    assert "\n" not in "".join(bars)  # redrawn in place, not line after line
+    assert "calmline: analysed" not in shown.decode("utf-8", "replace")  # the piped lines are for logs only
