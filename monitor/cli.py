@@ -66,9 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     _live_args(demo)
     demo.add_argument("--loop", action="store_true", help="replay again and again until interrupted")
     demo.add_argument("--linger", type=float, default=0.0, metavar="S", help="keep serving S seconds after the call")
-    demo.add_argument("--wait", type=float, default=DEMO_WAIT_S, metavar="S",
-                      help=f"wait up to S seconds for an overlay to connect before starting (default {DEMO_WAIT_S:g}; "
-                           "0: start at once)")
+    demo.add_argument("--wait", type=float, default=None, metavar="S",
+                      help=f"wait up to S seconds for an overlay to connect before starting (default: {DEMO_WAIT_S:g} "
+                           "when run from a terminal, 0 from a script; 0: start at once)")
     _summary_args(demo)
     demo.set_defaults(handler=cmd_demo)
 
@@ -258,6 +258,8 @@ def cmd_demo(args) -> int:
     its start; when it ends it tells the overlay so, instead of leaving it reconnecting."""
     config = load_config(args.config)
     _agent_name(args, config, "demo")
+    if args.wait is None:  # a person at a terminal opens the page first; a script or a test does not
+        args.wait = DEMO_WAIT_S if sys.stderr.isatty() and sys.stdin.isatty() else 0.0
     if args.wait < 0 or args.linger < 0:
         raise UsageError("--wait and --linger take seconds, 0 or more")
     call, source = open_call(args, config, default=DEMO_CALL)
@@ -289,7 +291,7 @@ def cmd_demo(args) -> int:
 
 
 DEMO_WAIT_S = 60.0
-"""How long `demo` waits for the first overlay before it starts anyway (--wait)."""
+"""How long `demo` run from a terminal waits for the first overlay before it starts anyway (--wait)."""
 DEMO_ENDED = "The demo has ended. Run calmline demo again to watch another call."
 
 

@@ -112,6 +112,9 @@ def test_demo_starts_anyway_when_no_overlay_comes(barge_in_call, tmp_path):
     assert demo.returncode == 0, err
     assert "no overlay after 1 s; starting anyway" in err
     assert "Call id:" in out and "(not recorded)" in out
+    scripted = start_demo(path, free_port(), tmp_path, "--no-record")  # from a script: no waiting by default
+    out, err = scripted.communicate(timeout=120)
+    assert scripted.returncode == 0 and "waiting for the overlay" not in err and "Call id:" in out
 
 
 def test_demo_loops_until_stopped(barge_in_call, tmp_path):
