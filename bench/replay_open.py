@@ -38,7 +38,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--autoplay-policy=no-user-gesture-required", "
 
 def long_call_events(call_id: str, minutes: float, seed: int = 1) -> list[dict]:
     """A call's events at the density the pipeline makes them: turns of 2-12 s, one in five taken over the
-    other (an overlap; every other one an interruption), a cue every ~11 s."""
+    other (an overlap; two in three an interruption), a cue every ~11 s."""
     rng = random.Random(seed)
     duration = minutes * 60.0
     out = [{"v": 1, "type": "call_start", "t": 0.0, "call_id": call_id, "source": "bench",
@@ -62,7 +62,7 @@ def long_call_events(call_id: str, minutes: float, seed: int = 1) -> list[dict]:
         if i and a < turns[i - 1][2]:
             end = min(b, turns[i - 1][2])
             timed.append((end, {"type": "overlap", "t": a, "end": end, "by": p}))
-            if i % 2 and end - a > 1.0:
+            if i % 3 and end - a > 1.0:  # two in three overlaps of either party are interruptions
                 timed.append((a + 1.0, {"type": "interruption", "t": a, "by": p, "at": a + 1.0, "overlap_s": 1.0}))
     cue_t = rng.uniform(5, 15)
     while cue_t < duration - 1:
