@@ -357,6 +357,11 @@ def test_the_timeline_zooms_to_a_second_per_10_px_and_pans(browser, long_calls):
     try:
         width = page.evaluate("ui.plot.clientWidth")
         assert page.evaluate("[view.from, view.to]") == [0, page.evaluate("duration")]
+        shown = "[...document.querySelectorAll('.cue-marker')].filter((n) => n.style.display !== 'none')"
+        lefts = page.evaluate(f"{shown}.map((n) => n.getBoundingClientRect().left)")
+        total = page.locator(".cue-marker").count()
+        assert 20 < len(lefts) < total / 2 and all(b - a >= 11 for a, b in zip(lefts, lefts[1:]))
+        assert "more cues: zoom in" in page.evaluate(f"{shown}.map((n) => n.title).join()")
         clicks = 0
         while not page.locator("#zoom-in").is_disabled():
             page.click("#zoom-in")
@@ -369,9 +374,10 @@ def test_the_timeline_zooms_to_a_second_per_10_px_and_pans(browser, long_calls):
         page.wait_for_function("() => chunks.get(0) instanceof Array")
         rows = page.evaluate("loudnessRows(ui.plot.clientWidth).length")
         assert rows == pytest.approx(span * 5, abs=3)
-        visible = page.evaluate("[...document.querySelectorAll('.cue-marker')].filter((n) => n.style.display !== 'none')"
-                                ".map((n) => Number(n.dataset.t))")
-        assert visible and all(0 <= t <= span for t in visible)
+        visible = page.evaluate(f"{shown}.map((n) => Number(n.dataset.t))")
+        in_view = page.evaluate(f"[...document.querySelectorAll('.cue-marker')].map((n) => Number(n.dataset.t))"
+                                f".filter((t) => t <= {span})")
+        assert visible and all(0 <= t <= span for t in visible) and len(visible) >= len(in_view) - 2
         screenshot(page, "replay-2h-zoomed.png")
 
         box = page.locator("#plot").bounding_box()

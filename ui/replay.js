@@ -19,6 +19,7 @@ const LANE = { agent: [26, 52], customer: [82, 52] };  // [top, height]
 const AXIS_TOP = 138;
 const MAX_PX_PER_S = 10;     // the deepest zoom: one second per 10 px
 const ZOOM_STEP = 2;         // a button or key press halves or doubles the span shown
+const MARKER_GAP = 12;       // px: cue markers closer than this are shown as one until zoomed apart
 const MAX_CHUNKS_DRAWN = 4;  // levels are fetched for a view this many chunks wide at most (summaries beyond)
 // The canvas draws in the page's palette (common.css).
 const palette = getComputedStyle(document.documentElement);
@@ -371,7 +372,7 @@ function makeMarkers() {
     node.style.top = `${LANE[ev.by][0]}px`;
     nodes.push(node);
   }
-  for (const ev of (data.marks || []).filter((e) => e.type === "cue")) {
+  for (const ev of (data.marks || []).filter((e) => e.type === "cue").sort((a, b) => a.t - b.t)) {
     const text = ev.text || ev.kind;
     nodes.push(el("button", {
       type: "button", className: "cue-marker", dataset: { t: String(ev.t), kind: ev.kind || "" },
@@ -390,12 +391,30 @@ function makeMarkers() {
 }
 
 function placeMarkers() {
+  // Markers in view; of cue markers closer than MARKER_GAP px, the first stands for the rest (its title
+  // says how many) until a zoom parts them: a long call's hundreds of cues stay clickable.
   markerNodes = markerNodes || makeMarkers();
+  const width = Math.max(1, ui.plot.clientWidth);
+  let lead = null;
+  let leadPx = -Infinity;
   for (const node of markerNodes) {
     const t = Number(node.dataset.t);
     const inView = t >= view.from && t <= view.to;
-    node.style.display = inView ? "" : "none";
+    const px = ((t - view.from) / (view.to - view.from)) * width;
+    const cue = node.classList.contains("cue-marker");
+    const covered = cue && inView && px - leadPx < MARKER_GAP;
+    node.style.display = inView && !covered ? "" : "none";
     if (inView) node.style.left = pct(t);
+    if (!cue) continue;
+    node.title = node.dataset.title || (node.dataset.title = node.title);
+    if (covered) {
+      lead.dataset.more = String(Number(lead.dataset.more) + 1);
+      lead.title = `${lead.dataset.title} (and ${lead.dataset.more} more cues: zoom in)`;
+    } else if (inView) {
+      lead = node;
+      leadPx = px;
+      lead.dataset.more = "0";
+    }
   }
   ui.plot.setAttribute("aria-valuemax", String(Math.round(duration)));
 }
