@@ -102,7 +102,7 @@ class OwnTheProblemConfig:
                              "not something i|we can|handle|do|deal", "we do not handle|deal|do",
                              "you ... need|have to contact|call|ring|phone|take|speak|ask|go",
                              "you ... take it|that|this up with", "!not need|have to", "!thank you",
-                             "!if|do you need|have",
+                             "!if you need|have",
                              "not able|allowed|authorised|authorized|permitted to do|help|change|give|offer|refund|make",
                              "can not do anything", "calm down",
                              "not my department|job|problem|responsibility|fault|call|decision",
