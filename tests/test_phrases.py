@@ -31,6 +31,7 @@ def fires(text: str, phrases=DEFLECTIONS) -> bool:
     "There isn't anything I can do for you.",
     "You're going to have to ring the supplier yourself.",
     "We can't make exceptions to the policy.",
+    "There is nothing I can do, you will have to call the career yourself.",  # "do, you will have" is no question
 ])
 def test_default_deflections_hear_paraphrases(line):
     assert fires(line)

@@ -9,11 +9,12 @@ A phrase is words (case, punctuation and contractions do not matter: "there's" i
     [really]            a word that may be missing
     not ... able        up to four other words here
     {policy company}    these words in any order ("company policy", "policy of the company" with ...)
-    !read you our       an innocent use: a match that shares a word with it says nothing
+    !read you our       an innocent use: a match that shares a word with it says nothing (its words
+                        are heard as written, next to each other unless ... says otherwise)
 
 One word of a match (not the only one, at least four letters) may be misheard: it counts when it
-starts with the same sound and its metaphone key is close ("come down" for "calm down"). Innocent
-uses are matched as written.
+starts with the same sound and its metaphone key is close ("come down" for "calm down"). Not in an
+innocent use.
 """
 
 from __future__ import annotations
@@ -130,23 +131,24 @@ def parse(phrase: str) -> list[Pattern]:
     if re.search(r"[{}\[\]]", _TOKEN.sub(" ", text)):
         raise ValueError(f'phrase "{phrase}": unbalanced brackets')
     groups: list[list[Slot]] = []  # each {...} is one group of slots to permute; other slots a group of one
-    gap = GAP
+    base = 0 if innocent else GAP  # an innocent use is said as written
+    gap = base
     for token in _TOKEN.findall(text):
         if token == "...":
             gap = WIDE_GAP
             continue
         if token.startswith("{"):
-            inner = [_slot(t, phrase, False, GAP) for t in token[1:-1].split()]
+            inner = [_slot(t, phrase, False, base) for t in token[1:-1].split()]
             if not 2 <= len(inner) <= 4:
                 raise ValueError(f'phrase "{phrase}": {{...}} needs 2 to 4 words')
             groups.append(inner)
         elif token.startswith("["):
             groups.append([_slot(token[1:-1].strip(), phrase, True, gap)])
         elif "|" not in token and len(words(token)) > 1:  # a contraction: "i'd" is "i would"
-            groups += [[_slot(w, phrase, False, gap if k == 0 else GAP)] for k, w in enumerate(words(token))]
+            groups += [[_slot(w, phrase, False, gap if k == 0 else base)] for k, w in enumerate(words(token))]
         else:
             groups.append([_slot(token, phrase, False, gap)])
-        gap = GAP
+        gap = base
     if not any(not s.optional for g in groups for s in g):
         raise ValueError(f'phrase "{phrase}": needs at least one word that is not [optional]')
     patterns = []
