@@ -70,6 +70,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_total(pid: int) -> float:
+    """A client's CPU seconds so far (0 once it is gone: read before the clients are reaped)."""
+    try:
+        return cpu_s(pid)
+    except (OSError, IndexError):
+        return 0.0
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -145,6 +153,7 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
     listener = threading.Thread(target=lambda: asyncio.run(watch(watcher_port, login(watcher_port), agents,
                                                                  results, stop)))
     clients = []
+    client_cpu: dict[int, float] = {}
     try:
         listener.start()
         time.sleep(2.0)
@@ -173,8 +182,11 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
         while (any(c.poll() is None for c in clients) or len(results["ended"]) < n) and time.monotonic() < deadline:
             time.sleep(0.5)
             peak = [max(a, rss_mb(p.pid)) for a, (p, _, _) in zip(peak, procs)]
+            for c in clients:  # sampled while they run: a finished client's /proc entry goes when it is reaped
+                client_cpu[c.pid] = max(client_cpu.get(c.pid, 0.0), _cpu_total(c.pid))
         wall = time.monotonic() - t0
         cpu = [cpu_s(p.pid) - c0 for c0, (p, _, _) in zip(cpu0, procs)]
+        senders_cpu = sum(client_cpu.values())
         entries = stream.xlen("calmline:events")
         stream_bytes = stream.memory_usage("calmline:events") or 0
     finally:
@@ -203,6 +215,7 @@ def trial(tmp: Path, pg_url: str, redis_url: str, wav: Path, call_s: float, n: i
         "cpu_cores_per_server": [round(c / wall, 2) for c in cpu],
         "cpu_share_per_call": round(sum(cpu) / (n * call_s), 4),
         "rss_mb_per_server": [round(r, 1) for r in peak],
+        "client_cpu_cores": round(senders_cpu / wall, 2),
         "stream_entries_per_call_s": round(entries / (n * call_s), 2),
         "stream_bytes_per_entry": round(stream_bytes / entries) if entries else None,
         "load_average": [round(x, 1) for x in os.getloadavg()],
