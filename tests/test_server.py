@@ -148,10 +148,10 @@ def test_new_client_gets_a_snapshot_of_the_call(server):
     server.publish(cue(40.0, "slow_down"))
     server.publish(cue(41.0))
     with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
-        got = receive(ws, 1 + 20 + 1 + 1)  # call_start, transcripts, the latest cue and levels, in order
+        got = receive(ws, 1 + 20 + 2 + 1)  # call_start, transcripts, every cue still up and levels, in order
     assert got[0]["call_id"] == "c2"
     assert [e["text"] for e in got if e["type"] == "transcript"] == [f"line {i}" for i in range(10, 30)]
-    assert [(e["kind"], e["t"]) for e in got if e["type"] == "cue"] == [("wait_for_pause", 41.0)]
+    assert [(e["kind"], e["t"]) for e in got if e["type"] == "cue"] == [("slow_down", 40.0), ("wait_for_pause", 41.0)]
     assert [e["t"] for e in got if e["type"] == "levels"] == [39.0]
 
 
