@@ -87,6 +87,7 @@ function handle(ev) {
   Calmline.reduce(state, ev, performance.now() / 1000);
   if (Object.hasOwn(extras, ev.type)) extras[ev.type](ev);
   if (typeof CalmlineNotes !== "undefined") CalmlineNotes.handle(ev);  // supervisors' notes, self-view (overlay_notes.js)
+  if (typeof CalmlineSentiment !== "undefined") CalmlineSentiment.handle(ev);  // the customer's trend
   render();
 }
 

@@ -1,9 +1,8 @@
 "use strict";
 /* calmline overlay: the customer's sentiment trend (`sentiment` events, docs/protocol.md), a small line of
    the last readings from -1 (upset) to +1 (pleased) with a word for the latest one, so the agent sees at a
-   glance whether the customer is calming down. overlay.js owns the page's one stream; this script, loaded
-   before it, listens to the same WebSocket's messages (it opens none of its own and changes nothing
-   overlay.js receives). Text is only ever set as text. */
+   glance whether the customer is calming down. overlay.js owns the page's one stream and hands each event
+   to `handle` here, as it does to overlay_notes.js. Text is only ever set as text. */
 
 const CalmlineSentiment = (() => {
   const KEEP = 24;  // readings on the line (about a minute of the customer talking, at one per 3 s or less)
@@ -83,24 +82,6 @@ const CalmlineSentiment = (() => {
       draw();
     }
   }
-
-  // Listen to the overlay's stream (/ws): overlay.js creates it after this script has run.
-  const Native = window.WebSocket;
-  window.WebSocket = class extends Native {
-    constructor(url, ...rest) {
-      super(url, ...rest);
-      if (new URL(String(url), location.href).pathname !== "/ws") return;
-      this.addEventListener("message", (message) => {
-        for (const text of String(message.data).split("\n")) {
-          try {
-            handle(JSON.parse(text));
-          } catch {
-            // not JSON: overlay.js ignores it too
-          }
-        }
-      });
-    }
-  };
 
   return Object.freeze({ handle });
 })();
