@@ -72,7 +72,10 @@ def test_a_call_recorded_by_one_server_is_read_by_another(postgres, tmp_path):
     b.keep_summary("call-one", "ended", 6.0, 1, 3, 9)
     b.keep_summary("call-one", "ended", 6.0, 1, 4, 9)
     assert a.summaries() == {"call-one": ("ended", 6.0, 1, 4, 9)}
+    a._write("INSERT INTO servers VALUES ('gone-long-ago:1:aaaaaa', 0)")
     assert a.purge(-1) == ["call-one"] and b.list_calls() == []
+    servers = {row[0] for row in a._query("SELECT id FROM servers")}
+    assert a.server in servers and "gone-long-ago:1:aaaaaa" not in servers  # a live server's beat is kept
     a.close(), b.close()
 
 

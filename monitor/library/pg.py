@@ -181,6 +181,13 @@ class PgStore(Store):
             return super()._recording(call)                    # process alive, its recorder open?
         return bool(rows and rows[0][1])
 
+    def purge(self, older_than_days: float) -> list[str]:
+        """Old calls as in the SQLite store, and heartbeats of servers gone for a day (none still recording)."""
+        removed = super().purge(older_than_days)
+        self._write(f"DELETE FROM servers WHERE seen_at < {NOW} - 86400 AND id NOT IN "
+                    "(SELECT server FROM calls WHERE status = 'recording' AND server IS NOT NULL)")
+        return removed
+
     def writer(self) -> QueuedWriter:
         return QueuedWriter(self.queue)
 
