@@ -2,6 +2,7 @@
 process read by another, PostgreSQL stopped mid-call with nothing lost, a recorder killed mid-call mended
 from the shared audio directory, and a bad URL named in one line."""
 
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,25 @@ def test_on_the_recording_machine_a_dead_recorder_is_mended_at_once(postgres, tm
     proc.wait()
     assert reader.call("call-killed")["status"] == "interrupted"  # its process is gone: no lease to wait out
     reader.close()
+
+
+def test_the_cli_records_and_lists_calls_in_postgres(postgres, tmp_path):
+    """`analyze` records into PostgreSQL (its queue written as it exits), `calls`, `report` and `purge` read it."""
+    from synth import barge_in_call, write_call
+
+    channels, _ = barge_in_call("I have been waiting three weeks for my order.")
+    wav = write_call(tmp_path / "call.wav", channels)
+    where = ["--data-dir", tmp_path / "data", "--store-url", postgres.url]
+    run = calmline("analyze", wav, "--no-transcribe", "--json", *where)
+    assert run.returncode == 0, run.stderr
+    duration = json.loads(run.stdout)["duration_s"]
+    listed = calmline("calls", "--json", *where)
+    assert listed.returncode == 0, listed.stderr
+    (call,) = json.loads(listed.stdout)
+    assert call["status"] == "ended" and call["duration_s"] == pytest.approx(duration, abs=0.1)
+    report = calmline("report", call["id"], "--json", *where)
+    assert report.returncode == 0 and json.loads(report.stdout)["call"]["id"] == call["id"]
+    assert (tmp_path / "data" / "audio" / call["audio"]).is_file()
+    assert not (tmp_path / "data" / "calls.db").exists()  # no SQLite beside it
+    purged = calmline("purge", "--older-than", "-1", *where)
+    assert purged.returncode == 0 and "deleted 1 call" in purged.stdout
