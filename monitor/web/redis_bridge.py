@@ -148,7 +148,7 @@ class RedisBridge:
             self._down.discard(what)
             log.warning("redis %s working again", what)
 
-    # -- the two halves --
+    # -- appending and reading --
 
     async def _publish(self, client) -> None:
         header = json.dumps({"hub": self.floor.id})
