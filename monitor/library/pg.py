@@ -30,7 +30,7 @@ from collections import deque
 from pathlib import Path
 
 from ..errors import UsageError
-from .store import Store, _private_dirs, _private_files
+from .store import SUMMARY_COLUMNS, LibraryAway, Store, _private_dirs, _private_files
 
 log = logging.getLogger("calmline.store")
 
@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS call_summaries (
 );
 CREATE TABLE IF NOT EXISTS servers (id TEXT PRIMARY KEY, seen_at DOUBLE PRECISION);
 """),
+    (2, """
+ALTER TABLE call_summaries ADD COLUMN IF NOT EXISTS interruptions INTEGER, ADD COLUMN IF NOT EXISTS score INTEGER,
+    ADD COLUMN IF NOT EXISTS card TEXT;
+"""),  # the list reads only kept summaries (store.CallSummary)
 ]
 """(version, SQL): append, never edit one that has shipped."""
 
@@ -93,9 +97,8 @@ def migrate(con) -> int:
 def _pg(sql: str) -> str:
     """The store's SQL (SQLite's ? placeholders, INSERT OR REPLACE) for psycopg."""
     if sql.startswith("INSERT OR REPLACE INTO call_summaries"):
-        sql = sql.replace("INSERT OR REPLACE", "INSERT") + (
-            " ON CONFLICT (call_id) DO UPDATE SET status = excluded.status, duration_s = excluded.duration_s, "
-            "cues = excluded.cues, met = excluded.met, total = excluded.total")
+        sql = sql.replace("INSERT OR REPLACE", "INSERT") + " ON CONFLICT (call_id) DO UPDATE SET " + ", ".join(
+            f"{name} = excluded.{name}" for name in SUMMARY_COLUMNS)
     return sql.replace("?", "%s")
 
 
@@ -167,7 +170,7 @@ class PgStore(Store):
                     except Exception:  # noqa: BLE001
                         pass
                     if attempt:
-                        raise UsageError(f"the call library is unavailable ({_first_line(exc)})") from None
+                        raise LibraryAway(f"the call library is unavailable ({_first_line(exc)})") from None
                 except psycopg.Error as exc:
                     raise UsageError(f"the call library refused a query ({_first_line(exc)})") from None
 

@@ -34,6 +34,7 @@ import resource
 import shutil
 import sqlite3
 import time
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,36 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_call ON metrics (call_id, t);
 CREATE TABLE IF NOT EXISTS call_summaries (
-    call_id TEXT PRIMARY KEY, status TEXT, duration_s REAL, cues INTEGER, met INTEGER, total INTEGER
+    call_id TEXT PRIMARY KEY, status TEXT, duration_s REAL, cues INTEGER, met INTEGER, total INTEGER,
+    interruptions INTEGER, score INTEGER, card TEXT
 );
 """ + REDACTIONS
 CALL_COLUMNS = ("id", "agent", "started_at", "duration_s", "source", "status", "pid", "audio")
+ADDED_SUMMARY_COLUMNS = (("interruptions", "INTEGER"), ("score", "INTEGER"), ("card", "TEXT"))
+"""Columns call_summaries gained after it first shipped: added to an older data directory when it is opened."""
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """What the call list shows of an ended call beyond its `calls` row, kept so that listing reads no events.
+    `card` names the scorecard that scored it (monitor/web/library.py card_key): a summary scored by another
+    is stale. A row kept before interruptions and score were kept reads None for them (and so is stale too)."""
+
+    status: str
+    duration_s: float
+    cues: int
+    met: int
+    total: int
+    interruptions: int | None = None
+    score: int | None = None
+    card: str | None = None
+
+
+SUMMARY_COLUMNS = tuple(f.name for f in fields(CallSummary))
+
+
+class LibraryAway(UsageError):
+    """The call library cannot be reached now (PostgreSQL away): worth a 503 and a retry, not a 404."""
 
 
 def default_data_dir() -> Path:
@@ -121,6 +148,7 @@ class Store:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.executescript(SCHEMA)
+            _add_columns(con, "call_summaries", ADDED_SUMMARY_COLUMNS)
             return con
         except sqlite3.OperationalError as exc:
             con.close()
@@ -182,15 +210,15 @@ class Store:
         sql = "SELECT json FROM events WHERE call_id = ?" + ("" if levels else " AND type != 'levels'")
         return [json.loads(row[0]) for row in self._query(sql + " ORDER BY seq", (call_id,))]
 
-    def summaries(self) -> dict[str, tuple]:
-        """Kept list summaries: call id -> (status, duration_s, cues, met, total); those of deleted calls go."""
+    def summaries(self) -> dict[str, CallSummary]:
+        """Kept list summaries by call id, in one query; those of deleted calls go first."""
         self._write("DELETE FROM call_summaries WHERE call_id NOT IN (SELECT id FROM calls)")
-        return {row[0]: tuple(row[1:]) for row in
-                self._query("SELECT call_id, status, duration_s, cues, met, total FROM call_summaries")}
+        return {row[0]: CallSummary(*row[1:]) for row in
+                self._query(f"SELECT call_id, {', '.join(SUMMARY_COLUMNS)} FROM call_summaries")}
 
-    def keep_summary(self, call_id: str, status: str, duration_s: float, cues: int, met: int, total: int) -> None:
-        self._write("INSERT OR REPLACE INTO call_summaries VALUES (?, ?, ?, ?, ?, ?)",
-                    (call_id, status, duration_s, cues, met, total))
+    def keep_summary(self, call_id: str, summary: CallSummary) -> None:
+        self._write(f"INSERT OR REPLACE INTO call_summaries (call_id, {', '.join(SUMMARY_COLUMNS)}) "
+                    f"VALUES (?{', ?' * len(SUMMARY_COLUMNS)})", (call_id, *astuple(summary)))
 
     def _write(self, sql: str, args: tuple = ()) -> None:
         """One statement in its own transaction; raises the backend's error (callers decide how much it matters)."""
@@ -498,6 +526,20 @@ def _over_file_limit(where: Path) -> bool:
     except OSError:
         return False
     return max(sizes, default=0) >= limit - 64 * 1024
+
+
+def _add_columns(con: sqlite3.Connection, table: str, columns: tuple) -> None:
+    """Columns added since `table` first shipped, to a database made before them; any number of times (and by
+    two processes opening one data directory at once: a column the other just added is no error)."""
+    have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns:
+        if name not in have:
+            try:
+                with con:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _private_dirs(*folders: Path) -> None:

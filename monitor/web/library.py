@@ -23,9 +23,13 @@ A call still being recorded can be replayed: data.json is rebuilt when its event
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import gzip
+import hashlib
 import html
 import inspect
+import json
 import logging
 import math
 import re
@@ -34,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
@@ -45,8 +50,9 @@ from starlette.routing import Route
 from ..config import Config
 from ..errors import UsageError
 from ..library.report import build_report
+from ..library import scorecard
 from ..library.scorecard import events_from_dicts, score_call
-from ..library.store import Store
+from ..library.store import CallSummary, LibraryAway, Store
 from .app import WebOptions, WebServer, build_app, ui_dir
 from .jsonwire import JSONResponse, dumpb
 
@@ -59,8 +65,38 @@ REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; bas
 CACHED_CALLS = 8
 CACHED_SCORES = 10000
 """Summaries kept in memory for the list (a few hundred bytes each); an ended call's never changes."""
-# Each ended call's cue count and score as the list shows them are kept with the calls (the store's
+# Each ended call's counts and score as the list shows them are kept with the calls (the store's
 # call_summaries table; a summary whose call is gone is deleted when a server first lists calls).
+
+
+def card_key(config: Config | None) -> str:
+    """Names the scorecard a kept score came from: a hash of the settings the scorecard may read ([scorecard]
+    and [cues], the whole sections: simplest to get right) and of scorecard.py itself (a calmline that scores
+    differently). A summary kept under another key is scored again, once, when next listed: changing the
+    weights or a cue setting rescored every call lazily, never showing a score the current config would not give."""
+    config = config or Config()
+    settings = json.dumps([dataclasses.asdict(config.scorecard), dataclasses.asdict(config.cues)],
+                          sort_keys=True, default=str)
+    digest = hashlib.sha256(settings.encode())
+    digest.update(Path(scorecard.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _shown(summary: CallSummary) -> dict:
+    """A summary as a list row shows it."""
+    return {"cues": summary.cues, "interruptions": summary.interruptions,
+            "score": {"score": summary.score, "met": summary.met, "total": summary.total}}
+
+
+def _away(handler):
+    """A route answering a clean one-line 503 while the shared library (PostgreSQL) is away."""
+    @functools.wraps(handler)
+    async def serve(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except LibraryAway as error:
+            return PlainTextResponse(f"{error}\n", status_code=503, headers={"Retry-After": "5"})
+    return serve
 
 
 @dataclass(frozen=True)
@@ -227,20 +263,21 @@ class LibraryPart:
         self.config = config
         self._lock = threading.Lock()  # one SQLite connection, shared by the thread pool's threads
         self._cache: OrderedDict[str, tuple[tuple, dict, dict]] = OrderedDict()
-        self._scores: OrderedDict[str, tuple[tuple, dict]] = OrderedDict()
-        self._stored: dict | None = None
+        self._scores: OrderedDict[str, CallSummary] = OrderedDict()
+        self._stored: dict[str, CallSummary] | None = None
+        self._card = card_key(config)
         self._warming: set[asyncio.Future] = set()  # pieces being worked out ahead of the page's request
         self.routes = [
             Route("/calls", self.list_calls, methods=["GET"]),
             Route("/library", self.list_page, methods=["GET"]),
-            Route("/calls/{call_id}", self.to_page, methods=["GET"]),
-            Route("/calls/{call_id}/", self.page, methods=["GET"]),
-            Route("/calls/{call_id}/data.json", self.data, methods=["GET"]),
-            Route("/calls/{call_id}/overview.json", self.overview, methods=["GET"]),
-            Route("/calls/{call_id}/events.json", self.events, methods=["GET"]),
-            Route("/calls/{call_id}/levels.json", self.levels, methods=["GET"]),
-            Route("/calls/{call_id}/audio.flac", self.audio, methods=["GET"]),
-            Route("/calls/{call_id}/report", self.report, methods=["GET"]),
+            Route("/calls/{call_id}", _away(self.to_page), methods=["GET"]),
+            Route("/calls/{call_id}/", _away(self.page), methods=["GET"]),
+            Route("/calls/{call_id}/data.json", _away(self.data), methods=["GET"]),
+            Route("/calls/{call_id}/overview.json", _away(self.overview), methods=["GET"]),
+            Route("/calls/{call_id}/events.json", _away(self.events), methods=["GET"]),
+            Route("/calls/{call_id}/levels.json", _away(self.levels), methods=["GET"]),
+            Route("/calls/{call_id}/audio.flac", _away(self.audio), methods=["GET"]),
+            Route("/calls/{call_id}/report", _away(self.report), methods=["GET"]),
         ]
 
     async def startup(self) -> None:
@@ -370,6 +407,8 @@ class LibraryPart:
         call_id = request.path_params["call_id"]
         try:
             call = await self._read(self.store.call, call_id)
+        except LibraryAway:
+            raise
         except UsageError:
             call = None
         if call is None or call["id"] != call_id:
@@ -415,47 +454,45 @@ class LibraryPart:
         return await self._read(read)
 
     def _summary(self, call: dict) -> dict:
-        """{"cues": N, "interruptions": N, "score": {score (0-100), met, total}} of one call. The store keeps
-        cues, met and total only: a kept summary is scored again once per process for its 0-100 score."""
-        key = (call["status"], call["duration_s"])
-        cached = self._scores.get(call["id"])
-        if cached is None:
-            cached = self._stored_summaries().get(call["id"])
-        if cached is None or cached[0] != key:
+        """{"cues": N, "interruptions": N, "score": {score (0-100), met, total}} of one call: the kept summary
+        when it is of this version of the call (status, duration) and of this scorecard (card_key), else worked
+        out from the call's events and kept (in memory; in the store once the call is closed). A restarted
+        server reads every kept summary in one query and no call's events."""
+        summary = self._scores.get(call["id"])
+        if summary is None:
+            summary = self._stored_summaries().get(call["id"])
+        if summary is None or (summary.status, summary.duration_s, summary.card) != (
+                call["status"], call["duration_s"], self._card) or summary.interruptions is None:
             events = self.store.events_json(call["id"], levels=False)
             card = score_call(events, self.config)
-            summary = {"cues": sum(1 for e in events if e.get("type") == "cue"),
-                       "interruptions": sum(1 for e in events if e.get("type") == "interruption"),
-                       "score": {"score": card["score"], "met": card["met"], "total": card["total"]}}
-            cached = (key, summary)
+            summary = CallSummary(call["status"], call["duration_s"],
+                                  cues=sum(1 for e in events if e.get("type") == "cue"),
+                                  met=card["met"], total=card["total"],
+                                  interruptions=sum(1 for e in events if e.get("type") == "interruption"),
+                                  score=card["score"], card=self._card)
             if call["status"] != "recording":
-                self._keep_summary(call["id"], key, summary)
-        elif "interruptions" not in cached[1] or "score" not in cached[1]["score"]:
-            # the store keeps cues, met and total only: interruptions and the 0-100 score worked out once here
-            events = self.store.events_json(call["id"], levels=False)
-            cached[1]["interruptions"] = sum(1 for e in events if e.get("type") == "interruption")
-            card = score_call(events, self.config)
-            cached[1]["score"] = {"score": card["score"], "met": card["met"], "total": card["total"]}
-        self._scores[call["id"]] = cached
+                self._keep_summary(call["id"], summary)
+        self._scores[call["id"]] = summary
         self._scores.move_to_end(call["id"])
         while len(self._scores) > CACHED_SCORES:
             self._scores.popitem(last=False)
-        return cached[1]
+        return _shown(summary)
 
-    def _stored_summaries(self) -> dict:
-        """The summaries the store keeps, read once (None when it cannot keep them: a read-only store)."""
+    def _stored_summaries(self) -> dict[str, CallSummary]:
+        """The summaries the store keeps, read once (none when it cannot keep them: a read-only store)."""
         if self._stored is None:
-            self._stored = {}
             try:
-                for call_id, (status, duration, cues, met, total) in self.store.summaries().items():
-                    self._stored[call_id] = ((status, duration), {"cues": cues, "score": {"met": met, "total": total}})
+                self._stored = self.store.summaries()
+            except LibraryAway:
+                raise  # not read: tried again on the next listing
             except Exception as error:  # noqa: BLE001 - the backend's error
+                self._stored = {}
                 log.warning("%s: call summaries are not kept across restarts (%s)", self.store.dir, error)
         return self._stored
 
-    def _keep_summary(self, call_id: str, key: tuple, summary: dict) -> None:
+    def _keep_summary(self, call_id: str, summary: CallSummary) -> None:
         try:
-            self.store.keep_summary(call_id, *key, summary["cues"], summary["score"]["met"], summary["score"]["total"])
+            self.store.keep_summary(call_id, summary)
         except Exception:  # noqa: BLE001 - a full disk or a read-only store: kept in memory only
             pass
 
