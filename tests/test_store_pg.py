@@ -18,7 +18,9 @@ from conftest import ROOT, calmline
 from monitor.events import CallEnd, CallStart, Cue, Levels, Transcript
 from monitor.library import pg as pgmod
 from monitor.library.pg import PgStore, migrate
-from monitor.library.store import CallRecorder, open_store
+from monitor.library.store import SUMMARY_COLUMNS, CallRecorder, CallSummary, open_store
+from monitor.web.app import WebOptions, WebServer, build_app
+from monitor.web.library import LibraryPart
 from pg import postgres  # noqa: F401 - the fixture
 
 RATE = 16000
@@ -70,9 +72,9 @@ def test_a_call_recorded_by_one_server_is_read_by_another(postgres, tmp_path):
     assert metrics == 60
     audio, rate = sf.read(b.audio_path(call))
     assert rate == RATE and len(audio) == 6 * RATE
-    b.keep_summary("call-one", "ended", 6.0, 1, 3, 9)
-    b.keep_summary("call-one", "ended", 6.0, 1, 4, 9)
-    assert a.summaries() == {"call-one": ("ended", 6.0, 1, 4, 9)}
+    b.keep_summary("call-one", CallSummary("ended", 6.0, 1, 3, 9, 0, 40, "card-a"))
+    b.keep_summary("call-one", CallSummary("ended", 6.0, 1, 4, 9, 2, 55, "card-b"))
+    assert a.summaries() == {"call-one": CallSummary("ended", 6.0, 1, 4, 9, 2, 55, "card-b")}
     a._write("INSERT INTO servers VALUES ('gone-long-ago:1:aaaaaa', 0)")
     assert a.purge(-1) == ["call-one"] and b.list_calls() == []
     servers = {row[0] for row in a._query("SELECT id FROM servers")}
@@ -177,3 +179,63 @@ def test_the_cli_records_and_lists_calls_in_postgres(postgres, tmp_path):
     assert not (tmp_path / "data" / "calls.db").exists()  # no SQLite beside it
     purged = calmline("purge", "--older-than", "-1", *where)
     assert purged.returncode == 0 and "deleted 1 call" in purged.stdout
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_kept_summaries_list_without_events_after_migration_and_pages_say_503_while_away(postgres, tmp_path):
+    """A library made before migration 2 gains the summary columns; a restarted server lists from kept rows
+    (the events deleted, the list the same); each replay route answers one line, 503, while PostgreSQL is away."""
+    with psycopg.connect(postgres.url, autocommit=True) as con:  # the library as version 1 left it
+        con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)")
+        con.execute(pgmod.MIGRATIONS[0][1])
+        con.execute("INSERT INTO schema_version VALUES (1, 0)")
+    store = open_store(tmp_path, postgres.url)
+    columns = [r[0] for r in store._query("SELECT column_name FROM information_schema.columns WHERE table_name = "
+                                          "'call_summaries' ORDER BY ordinal_position")]
+    assert columns == ["call_id", *SUMMARY_COLUMNS] and store.version == 2
+    for call_id in ("call-a", "call-b"):
+        rec = record(store, call_id, 6)
+        rec.write_events([CallEnd(t=6.0)])
+        rec.close()
+    assert store.flush(10)
+
+    def served(library):
+        options = WebOptions(port=0)
+        server = WebServer(build_app(options, [LibraryPart(library)]), options)
+        server.start()
+        return server
+
+    server = served(store)
+    status, body = _get(server.port, "/calls")
+    server.stop()
+    first = json.loads(body)
+    assert status == 200 and [(r["id"], r["cues"], r["interruptions"]) for r in first] == [("call-b", 1, 0),
+                                                                                          ("call-a", 1, 0)]
+    assert {s.card for s in store.summaries().values()} != {None}
+    store.close()
+    restarted = open_store(tmp_path, postgres.url)
+    restarted._write("DELETE FROM events")
+    server = served(restarted)
+    try:
+        status, body = _get(server.port, "/calls")
+        assert status == 200 and json.loads(body) == first
+        postgres.stop()
+        for path in ("/calls", "/library", "/calls/call-a/", "/calls/call-a/data.json",
+                     "/calls/call-a/overview.json", "/calls/call-a/events.json", "/calls/call-a/levels.json?chunk=0",
+                     "/calls/call-a/audio.flac", "/calls/call-a/report"):
+            status, body = _get(server.port, path)
+            assert status == 503 and body.count(b"\n") == 1 and b"unavailable" in body, (path, status, body)
+        postgres.start()
+        for path in ("/calls", "/calls/call-a/overview.json", "/calls/call-a/audio.flac"):
+            assert _get(server.port, path)[0] == 200, path
+    finally:
+        server.stop()
+        restarted.close()
