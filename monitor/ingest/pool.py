@@ -20,6 +20,7 @@ process takes the dead one's place.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -362,6 +363,7 @@ def worker_main(conn, options: PoolOptions) -> None:
 
     store = open_store(Path(options.data_dir), options.store_url) if options.data_dir else None
     _warm_up(worker_config(options, options.config), options.transcribe, Pipeline)
+    gc.freeze()  # the libraries' objects loaded so far are never garbage: full collections skip them
     out = _Outbox(conn)
     threads = Workers(options.call_threads or CALL_THREADS, name="ingest-call")
     calls: dict[int, object] = {}   # key -> the call's actor, while it runs

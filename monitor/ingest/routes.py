@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -253,6 +254,7 @@ class IngestPart:
                 self.pool = None
         if calls_may_come:
             await asyncio.to_thread(self._warm_up)
+            gc.freeze()  # the models' and libraries' objects: a full collection (~0.1 s) no longer walks them
         self.workers = Workers(self.worker_threads)
 
     def _warm_up(self) -> None:
