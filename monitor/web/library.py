@@ -49,8 +49,8 @@ from starlette.routing import Route
 
 from ..config import Config
 from ..errors import UsageError
-from ..library.report import build_report
 from ..library import scorecard
+from ..library.report import build_report
 from ..library.scorecard import events_from_dicts, score_call
 from ..library.store import CallSummary, LibraryAway, Store
 from .app import WebOptions, WebServer, build_app, ui_dir
@@ -73,7 +73,7 @@ def card_key(config: Config | None) -> str:
     """Names the scorecard a kept score came from: a hash of the settings the scorecard may read ([scorecard]
     and [cues], the whole sections: simplest to get right) and of scorecard.py itself (a calmline that scores
     differently). A summary kept under another key is scored again, once, when next listed: changing the
-    weights or a cue setting rescored every call lazily, never showing a score the current config would not give."""
+    weights or a cue setting rescores every call lazily, never showing a score the current config would not give."""
     config = config or Config()
     settings = json.dumps([dataclasses.asdict(config.scorecard), dataclasses.asdict(config.cues)],
                           sort_keys=True, default=str)
