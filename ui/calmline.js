@@ -231,8 +231,23 @@
     }));
   }
 
+  /** A short soft tone on `audio` (an AudioContext made on a click, so the browser lets it play). */
+  function tone(audio, { hz, wave = "sine", peak = 0.08, attack = 0.03, seconds = 0.7 }) {
+    const t = audio.currentTime;
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = wave;
+    osc.frequency.value = hz;
+    gain.gain.setValueAtTime(0, t);
+    gain.gain.linearRampToValueAtTime(peak, t + attack);
+    gain.gain.exponentialRampToValueAtTime(0.0001, t + seconds);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(t);
+    osc.stop(t + seconds + 0.05);
+  }
+
   globalThis.Calmline = Object.freeze({
     PARTIES, FLOOR_DB, state, reduce, cueAge, currentCue, currentNote, lines, share, finalLines,
-    clock, db, percent, wpm, setMeter, showLines,
+    clock, db, percent, wpm, setMeter, showLines, tone,
   });
 })();

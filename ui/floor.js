@@ -414,17 +414,7 @@ setToggle(ui.notify, prefs.get("notify") && "Notification" in window && Notifica
 
 function beep() {
   if (!audio || ui.sound.getAttribute("aria-pressed") !== "true") return;
-  const t = audio.currentTime;
-  const osc = audio.createOscillator();
-  const gain = audio.createGain();
-  osc.type = "triangle";
-  osc.frequency.value = 880;
-  gain.gain.setValueAtTime(0, t);
-  gain.gain.linearRampToValueAtTime(0.1, t + 0.02);
-  gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.35);
-  osc.connect(gain).connect(audio.destination);
-  osc.start(t);
-  osc.stop(t + 0.4);
+  Calmline.tone(audio, { hz: 880, wave: "triangle", peak: 0.1, attack: 0.02, seconds: 0.35 });
 }
 
 function announce(alert) {

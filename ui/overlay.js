@@ -248,17 +248,7 @@ ui.chime.addEventListener("click", () => {
 
 function chime() {
   if (!audio || ui.chime.getAttribute("aria-pressed") !== "true") return;
-  const t = audio.currentTime;
-  const osc = audio.createOscillator();
-  const gain = audio.createGain();
-  osc.type = "sine";
-  osc.frequency.value = 660;
-  gain.gain.setValueAtTime(0, t);
-  gain.gain.linearRampToValueAtTime(0.08, t + 0.03);
-  gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.7);
-  osc.connect(gain).connect(audio.destination);
-  osc.start(t);
-  osc.stop(t + 0.75);
+  Calmline.tone(audio, { hz: 660 });
 }
 
 // ---- pop out: an always-on-top window via Document Picture-in-Picture, where the browser has it ----
