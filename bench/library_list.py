@@ -1,7 +1,8 @@
 """How long `/calls` takes with a cue count and a scorecard score on every row: N recorded calls of a few
 minutes each (levels every 0.2 s, talk spurts, transcripts, cues), listed over HTTP from a real server, first
-cold (every score computed), then warm (kept in memory), then from a restarted server (kept in the store).
-Prints JSON.
+cold (every score computed), then warm (kept in memory), then from a restarted server (kept in the store:
+`restart_event_queries` counts the SQL statements that read the events table then, 0 when the kept summaries
+carry all the list shows). Prints JSON.
 
     .venv/bin/python bench/library_list.py [--calls 200] [--minutes 5]
 """
@@ -80,16 +81,22 @@ def main() -> None:
             agent, rows = get(server.port, "/calls?agent=agent03")
         finally:
             server.stop()
-        server = WebServer(build_app(options, [LibraryPart(store)]), options)  # a restarted server: kept summaries
+        store.close()
+        store = Store(Path(data))  # a restarted server: its own connection, every statement it runs seen
+        statements = []
+        store.db.set_trace_callback(statements.append)
+        server = WebServer(build_app(options, [LibraryPart(store)]), options)
         server.start()
         try:
-            restarted, _ = get(server.port, "/calls")
+            restarted, again = get(server.port, "/calls")
+            same = json.loads(again) == json.loads(body)
         finally:
             server.stop()
             store.close()
     print(json.dumps({"calls": args.calls, "events_per_call": len(events), "minutes_per_call": args.minutes,
                       "list_cold_s": round(cold, 3), "list_warm_s": round(warm, 3),
-                      "list_after_restart_s": round(restarted, 3),
+                      "list_after_restart_s": round(restarted, 3), "restart_same_rows": same,
+                      "restart_event_queries": sum(1 for s in statements if "FROM events" in s),
                       "list_one_agent_warm_s": round(agent, 3), "rows": len(json.loads(body)),
                       "agent_rows": len(json.loads(rows))}))
 
