@@ -86,6 +86,22 @@ def test_a_restarted_server_lists_kept_summaries_without_reading_events(tmp_path
         [{k: r[k] for k in ("id", "cues", "interruptions", "score")} for r in first]
 
 
+def test_a_summary_kept_by_another_server_is_read_not_worked_out_again(tmp_path):
+    store = recorded(tmp_path)
+    mine = LibraryPart(store)
+    assert len(mine.rows()) == 3  # its kept summaries read
+    other = Store(tmp_path)  # another server on the same library records and lists a call
+    record(other, "call-new", 5, 2, time.time())
+    (new, *_) = LibraryPart(other).rows()
+    assert (new["id"], new["interruptions"], new["cues"]) == ("call-new", 5, 2)
+    other.close()
+    statements = []
+    store.db.set_trace_callback(statements.append)
+    assert mine.rows()[0] == new
+    assert not [s for s in statements if "events" in s], statements
+    store.close()
+
+
 def test_a_changed_scorecard_rescores_each_call_once_and_keeps_it(tmp_path):
     store = recorded(tmp_path)
     before = listed(store)

@@ -216,6 +216,11 @@ class Store:
         return {row[0]: CallSummary(*row[1:]) for row in
                 self._query(f"SELECT call_id, {', '.join(SUMMARY_COLUMNS)} FROM call_summaries")}
 
+    def summary(self, call_id: str) -> CallSummary | None:
+        """One call's kept summary (kept since `summaries` was read: by another server sharing the library)."""
+        rows = self._query(f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM call_summaries WHERE call_id = ?", (call_id,))
+        return CallSummary(*rows[0]) if rows else None
+
     def keep_summary(self, call_id: str, summary: CallSummary) -> None:
         self._write(f"INSERT OR REPLACE INTO call_summaries (call_id, {', '.join(SUMMARY_COLUMNS)}) "
                     f"VALUES (?{', ?' * len(SUMMARY_COLUMNS)})", (call_id, *astuple(summary)))

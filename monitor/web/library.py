@@ -458,11 +458,14 @@ class LibraryPart:
         when it is of this version of the call (status, duration) and of this scorecard (card_key), else worked
         out from the call's events and kept (in memory; in the store once the call is closed). A restarted
         server reads every kept summary in one query and no call's events."""
-        summary = self._scores.get(call["id"])
-        if summary is None:
-            summary = self._stored_summaries().get(call["id"])
-        if summary is None or (summary.status, summary.duration_s, summary.card) != (
-                call["status"], call["duration_s"], self._card) or summary.interruptions is None:
+        def fresh(summary: CallSummary | None) -> bool:
+            return summary is not None and summary.interruptions is not None and (
+                summary.status, summary.duration_s, summary.card) == (call["status"], call["duration_s"], self._card)
+
+        summary = self._scores.get(call["id"]) or self._stored_summaries().get(call["id"])
+        if not fresh(summary) and call["status"] != "recording":  # kept since they were read (another server)
+            summary = self._kept(call["id"])
+        if not fresh(summary):
             events = self.store.events_json(call["id"], levels=False)
             card = score_call(events, self.config)
             summary = CallSummary(call["status"], call["duration_s"],
@@ -489,6 +492,14 @@ class LibraryPart:
                 self._stored = {}
                 log.warning("%s: call summaries are not kept across restarts (%s)", self.store.dir, error)
         return self._stored
+
+    def _kept(self, call_id: str) -> CallSummary | None:
+        try:
+            return self.store.summary(call_id)
+        except LibraryAway:
+            raise
+        except Exception:  # noqa: BLE001 - a store that cannot keep them (read-only, older): worked out instead
+            return None
 
     def _keep_summary(self, call_id: str, summary: CallSummary) -> None:
         try:
