@@ -536,7 +536,7 @@ def cmd_calls(args) -> int:
         score = c.get("score") or {}
         rows.append((c["id"], c["agent"] or "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(c["started_at"] or 0)),
                      _clock(c["duration_s"] or 0), str(c.get("cues", "-")), str(c.get("interruptions", "-")),
-                     f"{score.get('met', '-')}/{score.get('total', '-')}", c["status"] or ""))
+                     str(score.get("score", "-")), c["status"] or ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(CALLS_HEADER))]
     right = {"DURATION", "CUES", "INTERRUPTIONS", "SCORE"}
     for r in rows:
