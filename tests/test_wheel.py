@@ -5,6 +5,7 @@ dependencies come from the project's .venv through a path file, its editable cal
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,8 @@ def test_the_installed_replay_serves_its_page_data_and_audio(installed, tmp_path
     data = tmp_path / "data"
     analysed = run(installed / "calmline", "analyze", call, "--no-transcribe", "--data-dir", data, cwd=tmp_path)
     assert analysed.returncode == 0, analysed.stderr
-    call_id = run(installed / "calmline", "calls", "--data-dir", data, cwd=tmp_path).stdout.split()[0]
+    (listed,) = json.loads(run(installed / "calmline", "calls", "--json", "--data-dir", data, cwd=tmp_path).stdout)
+    call_id = listed["id"]
     port = free_port()
     proc = serve(installed, tmp_path, "replay", call_id, "--port", port, "--data-dir", data, "--seconds", 120)
     try:
