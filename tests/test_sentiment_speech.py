@@ -39,7 +39,7 @@ def test_words_and_voice_both_count(scored):
     assert last.from_words is not None and last.from_words < -0.2, last
     assert last.from_voice is not None and last.from_voice < -0.3, last
     calm = [e for e in scored["calm"][0] if isinstance(e, Sentiment)][-1]
-    assert calm.from_words > 0.2 and calm.from_voice > -0.1, calm
+    assert calm.from_words > 0.1 and calm.from_words > last.from_words + 0.3 and calm.from_voice > -0.1, calm
 
 
 def test_escalating_trends_lower_than_calm(scored):
