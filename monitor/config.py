@@ -302,7 +302,8 @@ class IngestConfig:
     idle_timeout_s: float = 10.0
     flood_budget_s: float = 2.0
     reconnect_grace_s: float = 10.0
-    processes: int = -1  # worker processes for the calls' analysis: -1 one per core, 0 or 1 none (threads)
+    processes: int = -1  # worker processes for the calls' analysis: -1 one per core (none when transcribing),
+    # 0 or 1 none (threads)
     audiohook: AudioHookIngestConfig = field(default_factory=AudioHookIngestConfig)
     twilio: TwilioIngestConfig = field(default_factory=TwilioIngestConfig)
     pcm: PcmIngestConfig = field(default_factory=PcmIngestConfig)
