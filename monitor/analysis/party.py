@@ -85,6 +85,21 @@ class PartyTrack:
         self.frame_db = db(self.power)
         return self.frame_db
 
+    def expect(self, frames: np.ndarray) -> None:
+        """Before the ticks of a block (n x 512): the frames the energy gate will let through, up to a model
+        restart, go to the model as one batch (audio/vad.py: same numbers, about half the CPU per frame).
+        A frame then kept as bleed only costs the rest of the batch."""
+        floor, gated, run = self.noise.value, self._gated, []
+        for frame in frames:
+            level = db(power(frame))
+            floor = level if floor is None or level < floor else floor + self.noise.rise
+            passes = level >= max(self.cfg.min_level_dbfs, floor + self.cfg.noise_margin_db)
+            if passes and gated >= RESET_AFTER_GATED:
+                break
+            run.append(passes)
+            gated = 0 if passes else gated + 1
+        self.vad.prefetch(frames[: len(run)], np.array(run, dtype=bool))
+
     def step(self, k: int, frame: np.ndarray, other: PartyTrack) -> list:
         """Second pass of a tick: decide voice for frame `k` and advance the talk-spurt state."""
         self.voiced = self._voice(k, frame, other)

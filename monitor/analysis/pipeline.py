@@ -52,7 +52,7 @@ class Pipeline:
         self._levels_every = frames_for(self.config.loudness.levels_every_s)
         self._stats_every = frames_for(self.config.loudness.stats_every_s)
         self._talk_s = {name: 0.0 for name in PARTIES}  # closed talk spurts, for the stats
-        self.audio_taps: list = []  # callables given each tick's frames {party: 512 samples}, e.g. the recorder
+        self.audio_taps: list = []  # callables given the frames of the ticks about to run {party: n x 512 samples}, e.g. the recorder
 
     @property
     def now(self) -> float:
@@ -72,6 +72,10 @@ class Pipeline:
         if ready == 0:
             return []
         blocks = {name: self._take(name, ready * HOP) for name in PARTIES}
+        self._feed(blocks)
+        if ready > 1:
+            for name, party in self.parties.items():
+                party.expect(blocks[name].reshape(ready, HOP))
         out: list[Event] = []
         for i in range(ready):
             out += self._tick({name: block[i * HOP : (i + 1) * HOP] for name, block in blocks.items()})
@@ -85,6 +89,7 @@ class Pipeline:
             ticks = -(-longest // HOP)
             blocks = {name: self._take(name, self._pending_n[name]) for name in PARTIES}
             blocks = {name: np.pad(b, (0, ticks * HOP - len(b))) for name, b in blocks.items()}
+            self._feed(blocks)
             for i in range(ticks):
                 out += self._tick({name: block[i * HOP : (i + 1) * HOP] for name, block in blocks.items()})
         talk = [p.close() for p in self.parties.values() if p.talking]
@@ -115,10 +120,16 @@ class Pipeline:
         self._pending_n[name] = len(rest)
         return data[:n]
 
+    def _feed(self, blocks: dict[str, np.ndarray]) -> None:
+        """The audio of the ticks about to run, once for all of them: the recorder and the sentiment's ring
+        cost per call, not per sample (a 200 ms ingest block is 6 ticks); both only read audio up to a tick."""
+        for tap in self.audio_taps:
+            tap(blocks)
+        if self.sentiment:
+            self.sentiment.append(blocks["customer"])
+
     def _tick(self, frames: dict[str, np.ndarray]) -> list[Event]:
         k = self.k
-        for tap in self.audio_taps:
-            tap(frames)
         for name, frame in frames.items():
             self.parties[name].level(frame)
             if self.speech:
@@ -137,7 +148,6 @@ class Pipeline:
             out += self.speech.step(now, self.parties, talk)
         out += self._cues(out)
         if self.sentiment:
-            self.sentiment.append(frames["customer"])
             out += self.sentiment.step(now, out)
         if self.k % self._levels_every == 0:
             out.append(Levels(
