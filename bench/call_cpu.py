@@ -48,14 +48,38 @@ def one_call(audio: np.ndarray, store: Store, config: Config, n: int) -> int:
     return len(work.done.result.events) if work.done and work.done.result else 0
 
 
+def interleaved(audio: np.ndarray, store: Store, config: Config, calls: int, seconds: float) -> None:
+    """`calls` calls at once, block by block in real time on this thread (as a worker's thread meets them:
+    each call's state cold in the caches), for `seconds`."""
+    works = []
+    for n in range(calls):
+        session = CallSession(config=config, source=f"bench:{n}", transcribe=False, live=True, store=store)
+        works.append(CallWork(session, RATE, "audiohook", time.time(), f"bench-{n}"))
+        works[-1].handle(("start",))
+    blocks = len(audio) // STEP
+    t0 = time.perf_counter()
+    for k in range(int(seconds / 0.2)):
+        for i, work in enumerate(works):
+            delay = t0 + k * 0.2 + i * 0.2 / calls - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            j = (k + i * 7) % blocks
+            work.handle(("audio", k * STEP, audio[j * STEP:(j + 1) * STEP], PARTIES))
+    for work in works:
+        work.handle(("end", "bench over", False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--barge-ins", type=int, default=4)
+    parser.add_argument("--calls", type=int, default=0,
+                        help="instead: this many calls at once in real time for --seconds (audio s = calls x seconds)")
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions (cumulative)")
     args = parser.parse_args()
-    if args.repeat < 1:
-        sys.exit("call_cpu: --repeat must be at least 1")
+    if args.repeat < 1 or args.calls < 0 or args.seconds <= 0:
+        sys.exit("call_cpu: --repeat must be at least 1, --calls at least 0, --seconds above 0")
     channels = interrupting_call(args.barge_ins)
     audio = soxr.resample(np.stack([channels["customer"], channels["agent"]], 1), 16000, RATE).astype(np.float32)
     seconds = len(audio) / RATE
@@ -71,7 +95,11 @@ def main() -> None:
         cpu0, main0, wall0 = time.process_time(), time.thread_time(), time.perf_counter()
         if profile:
             profile.enable()
-        events = [one_call(audio, store, config, n) for n in range(args.repeat)]
+        if args.calls:
+            interleaved(audio, store, config, args.calls, args.seconds)
+            events, seconds, args.repeat = [None], args.seconds, args.calls
+        else:
+            events = [one_call(audio, store, config, n) for n in range(args.repeat)]
         if profile:
             profile.disable()
         cpu, main, wall = time.process_time() - cpu0, time.thread_time() - main0, time.perf_counter() - wall0
