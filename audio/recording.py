@@ -22,7 +22,7 @@ class FlacWriter:
     block) is kept in `error` and raised by the next write() or close(): the thread never dies
     silently. Samples that are not numbers are written as silence. The file is private (0600)."""
 
-    def __init__(self, path: Path, rate: int, channels: int, chunk_s: float = 1.0, flush_s: float = 1.0):
+    def __init__(self, path: Path, rate: int, channels: int, chunk_s: float = 0.25, flush_s: float = 1.0):
         self.path = Path(path)
         private_file(self.path)
         self._file = sf.SoundFile(str(self.path), "w", samplerate=rate, channels=channels, format="FLAC",
