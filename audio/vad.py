@@ -91,6 +91,20 @@ class SileroVad:
         probs, h, c = self._run(rows, self._h, self._c)
         self._ahead = _Ahead(offsets, rows, probs, self._h, self._c, h, c)
 
+    def prime(self, frames: list[np.ndarray]) -> None:
+        """Run the model over frames heard before (warming a fresh state up) in one batch, as if each had
+        been run in turn; their probabilities are not needed."""
+        if not frames:
+            return
+        self._settle()
+        rows = np.empty((len(frames), CONTEXT + HOP), dtype=np.float32)
+        context = self._input[0, :CONTEXT].copy()
+        for r, frame in enumerate(frames):
+            rows[r, :CONTEXT], rows[r, CONTEXT:] = context, frame
+            context = frame[-CONTEXT:]
+        _, self._h, self._c = self._run(rows, self._h, self._c)
+        self._input[0, :CONTEXT] = context
+
     def __call__(self, frame: np.ndarray) -> float:
         """Probability that this 512-sample frame is speech."""
         self._input[0, CONTEXT:] = frame

@@ -81,6 +81,15 @@ def test_a_batch_answers_only_the_frames_it_was_worked_out_for():
         assert got == want
 
 
+def test_priming_in_one_batch_is_running_each_frame_in_turn():
+    speech = frames(speak("Thank you for calling, how can I help you today?", level_dbfs=-24))
+    one, batch = SileroVad(), SileroVad()
+    for f in speech[:4]:
+        one(f)
+    batch.prime(list(speech[:4]))
+    assert [one(f) for f in speech[4:]] == [batch(f) for f in speech[4:]]
+
+
 def test_call_cpu_bench_prints_json():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "call_cpu.py"), "--repeat", "1"],
                          capture_output=True, text=True, timeout=300, cwd=ROOT, check=True)

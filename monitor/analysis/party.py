@@ -125,8 +125,7 @@ class PartyTrack:
             return False
         if self._gated >= RESET_AFTER_GATED:  # start the model afresh, warmed up on the audio just before
             self.vad.reset()
-            for previous in self._recent:
-                self.vad(previous)
+            self.vad.prime(list(self._recent))
         self._gated = 0
         if self._run_start is None:
             self._run_start = k
