@@ -52,7 +52,7 @@ class Pipeline:
         self._levels_every = frames_for(self.config.loudness.levels_every_s)
         self._stats_every = frames_for(self.config.loudness.stats_every_s)
         self._talk_s = {name: 0.0 for name in PARTIES}  # closed talk spurts, for the stats
-        self.audio_taps: list = []  # callables given the frames of the ticks about to run {party: n x 512 samples}, e.g. the recorder
+        self.audio_taps: list = []  # given the frames of the ticks about to run {party: n x 512 samples}: the recorder
 
     @property
     def now(self) -> float:
