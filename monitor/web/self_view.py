@@ -27,15 +27,6 @@ TIPS = {
 }
 
 
-def score_of(card: dict) -> int:
-    """The card's score out of 100: `score` when the scorecard gives it, else the share of items met."""
-    score = card.get("score")
-    if isinstance(score, (int, float)):
-        return int(round(score))
-    total = card.get("total") or 0
-    return int(round(100 * card.get("met", 0) / total)) if total else 0
-
-
 def self_view(call_id: str, events: list, config=None) -> dict:
     """`{"score", "well", "next", "replay"}` of a recorded call (its stored events); `well` and `next` are
     `{"item", "title", "text"}` or None (every item missed, or met)."""
@@ -45,7 +36,7 @@ def self_view(call_id: str, events: list, config=None) -> dict:
     well = next((item for item in ordered if item["met"]), None)
     missed = next((item for item in ordered if not item["met"]), None)
     return {
-        "score": score_of(card),
+        "score": card["score"],
         "well": None if well is None else {"item": well["item"], "title": well["title"],
                                            "text": str(well.get("evidence") or "")[:200]},
         "next": None if missed is None else {"item": missed["item"], "title": missed["title"],
