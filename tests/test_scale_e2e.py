@@ -171,7 +171,7 @@ def in_library(server, cookie: str, call_id: str, status: str, limit: float = 60
     deadline = time.monotonic() + limit
     while True:
         rows = library(server, cookie)
-        mine = [r for r in rows if r["id"] == call_id and r["status"] == status]
+        mine = [r for r in rows if r["id"] == call_id and r["status"] in status.split("|")]
         if mine:
             return mine[0]
         if time.monotonic() > deadline:
